@@ -1,0 +1,23 @@
+# Every target sets up what it needs from nothing; see README.md.
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: setup demo test bench clean
+
+$(VENV)/.ready: pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh $(PYTHON) $(VENV)
+	touch $@
+
+setup: $(VENV)/.ready
+
+demo: setup
+	$(PY) examples/calcpkg.py demo-out/calcpkg
+	$(VENV)/bin/repoforge forge demo-out/calcpkg -o demo-out/forged --timeout 30
+	@echo "instances: $$(pwd)/demo-out/forged/instances.jsonl (report: demo-out/forged/forge_report.json)"
+
+test: setup
+	$(VENV)/bin/python -m pytest -q -ra
+
+clean:
+	rm -rf $(VENV) demo-out

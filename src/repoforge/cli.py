@@ -1,0 +1,121 @@
+"""The `repoforge` command line: parse, call one function, print."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from repoforge import forge as pipeline
+
+app = typer.Typer(help="Turn git history into executable, validated SWE task instances.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console()
+
+Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder (reruns resume from it).")]
+Store = Annotated[Optional[Path], typer.Option(help="Where environments and clones are kept "
+                                               "[default: $REPOFORGE_HOME or ~/.cache/repoforge].")]
+Mirror = Annotated[Optional[Path], typer.Option("--repo-mirror", help="Look up owner/name as DIR/owner__name before cloning.")]
+Workers = Annotated[int, typer.Option("--workers", "-w", min=1, help="Candidates processed in parallel.")]
+Timeout = Annotated[float, typer.Option(help="Seconds one test run may take before it is killed.")]
+Sandbox = Annotated[str, typer.Option("--sandbox", help="auto | process (docker arrives with its issue).")]
+
+
+def _options(out: Path, store: Optional[Path], **kwargs) -> pipeline.ForgeOptions:
+    values = {k: v for k, v in kwargs.items() if v is not None}
+    if store is not None:
+        values["store"] = store
+    return pipeline.ForgeOptions(out=out, **values)
+
+
+def _check_sandbox(sandbox: str) -> None:
+    if sandbox not in ("auto", "process"):
+        raise typer.BadParameter(f"sandbox {sandbox!r} is not available yet; use auto or process", param_hint="--sandbox")
+
+
+@app.command()
+def forge(
+    sources: Annotated[list[str], typer.Argument(help="Local git repositories, bundles or git URLs.")],
+    out: Out,
+    max_candidates: Annotated[Optional[int], typer.Option(help="Stop mining after this many candidates.")] = None,
+    max_commits: Annotated[Optional[int], typer.Option(help="Scan at most this many commits per source.")] = None,
+    workers: Workers = 2,
+    timeout: Timeout = 600,
+    store: Store = None,
+    repo_mirror: Mirror = None,
+    sandbox: Sandbox = "auto",
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster (arrives with the evaluation issue).")] = None,
+) -> None:
+    """Mine, build and validate: write OUT/instances.jsonl and OUT/forge_report.json."""
+    _check_sandbox(sandbox)
+    opts = _options(out, store, repo_mirror=repo_mirror, max_candidates=max_candidates,
+                    max_commits=max_commits, workers=workers, timeout=timeout)
+    report = pipeline.forge(sources, opts)
+    _print_report(report)
+    if not report["sources"]:
+        console.print("[red]no usable source: nothing was forged[/red]")
+        raise typer.Exit(1)
+    console.print(f"instances: [bold]{out / 'instances.jsonl'}[/bold]  report: {out / 'forge_report.json'}")
+
+
+@app.command()
+def mine(
+    sources: Annotated[list[str], typer.Argument(help="Local git repositories, bundles or git URLs.")],
+    out: Out,
+    max_candidates: Annotated[Optional[int], typer.Option(help="Keep at most this many candidates.")] = None,
+    max_commits: Annotated[Optional[int], typer.Option(help="Scan at most this many commits per source.")] = None,
+    store: Store = None,
+    repo_mirror: Mirror = None,
+) -> None:
+    """Only mine: write OUT/candidates.jsonl and OUT/mine_rejections.jsonl."""
+    opts = _options(out, store, repo_mirror=repo_mirror, max_candidates=max_candidates, max_commits=max_commits)
+    opts.out.mkdir(parents=True, exist_ok=True)
+    candidates = pipeline.mine_sources(sources, opts)
+    console.print(f"{len(candidates)} candidates in {out / 'candidates.jsonl'}")
+
+
+@app.command()
+def build(out: Out, workers: Workers = 2, store: Store = None) -> None:
+    """Only build the environments of OUT's candidates: write OUT/builds/<id>.json."""
+    opts = _options(out, store, workers=workers)
+    candidates = _mined(out)
+    pipeline.run_all(candidates, lambda c: pipeline.build_one(c, opts), opts.workers, "build")
+    _print_report(pipeline.assemble(opts, time.monotonic()))
+
+
+@app.command()
+def validate(out: Out, workers: Workers = 2, timeout: Timeout = 600, store: Store = None) -> None:
+    """Validate OUT's built candidates (building what is missing): write instances and report."""
+    opts = _options(out, store, workers=workers, timeout=timeout)
+    candidates = _mined(out)
+    pipeline.run_all(candidates, lambda c: pipeline.forge_one(c, opts), opts.workers, "validate")
+    _print_report(pipeline.assemble(opts, time.monotonic()))
+
+
+def _mined(out: Path) -> list:
+    if not (out / "candidates.jsonl").exists():
+        console.print(f"[red]{out} has no candidates.jsonl: run `repoforge mine SOURCE -o {out}` first[/red]")
+        raise typer.Exit(2)
+    return pipeline.load_candidates(out)
+
+
+def _print_report(report: dict) -> None:
+    counts = report["counts"]
+    table = Table(title="forge")
+    table.add_column("stage")
+    table.add_column("count", justify="right")
+    for key in ("commits_scanned", "candidates", "env_ready", "env_fingerprints", "env_reused", "validated",
+                "instances", "flaky_tests"):
+        table.add_row(key.replace("_", " "), str(counts[key]))
+    for stage, reasons in counts["rejected"].items():
+        for reason, n in reasons.items():
+            table.add_row(f"[dim]rejected at {stage}: {reason}[/dim]", str(n))
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()

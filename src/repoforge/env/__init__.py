@@ -1,0 +1,1 @@
+"""Reading a project and building its environment without per-repository knowledge."""

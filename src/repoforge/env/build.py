@@ -1,0 +1,320 @@
+"""Build a project's environment at a commit with no per-repository knowledge.
+
+The recipe is inferred: the project's metadata gives the dependencies and the test requirements,
+the commit date gives the package index's state (`uv --exclude-newer`), and the failures observed
+move single packages' cutoffs or switch to the next install strategy. Environments are keyed by a
+fingerprint of what determines them, so commits with the same dependency set share one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from packaging.markers import default_environment
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from repoforge.env import index
+from repoforge.env.metadata import ProjectMetadata, read_metadata
+from repoforge.env.python import PYTHON_RELEASES, available_pythons, choose_python
+from repoforge.sandbox.base import TESTBED
+from repoforge.sandbox.process import ProcessSandbox
+from repoforge.schema import BuildAttempt, EnvSpec, InstallStep
+from repoforge.testrun.command import test_command
+
+RECIPE_VERSION = "1"  # bump when the way environments are built changes
+INSTALL_TIMEOUT = 900
+MAX_REPAIRS = 8
+
+# Test tooling must work on the chosen interpreter, so it is never older than that interpreter.
+TOOLING = {"pytest", "pluggy", "py", "setuptools", "wheel", "attrs", "more-itertools", "atomicwrites",
+           "iniconfig", "packaging", "tomli", "exceptiongroup", "importlib-metadata", "zipp", "six",
+           "setuptools-scm", "pyparsing", "colorama"}
+# Tools for coverage, linting, docs and release add failure modes and no test outcome.
+NOT_FOR_TESTS = re.compile(
+    r"^(pytest-cov|coverage|codecov|coveralls|python-coveralls|pytest-codecov|tox|nox|pre-commit|"
+    r"black|flake8.*|pylint|mypy|isort|ruff|sphinx.*|twine|check-manifest|bump2?version|"
+    r"pytest-flake8|pytest-mypy|pytest-black|pytest-isort|pytest-pylint|pytest-pep8|pep8|pyflakes)$"
+)
+
+
+class BuildFailed(RuntimeError):
+    def __init__(self, reason: str, attempts: list[BuildAttempt]):
+        super().__init__(reason)
+        self.attempts = attempts
+
+
+def uv_binary() -> str:
+    """The uv installed beside this interpreter, else the one on PATH."""
+    beside = Path(sys.executable).parent / "uv"
+    return str(beside) if beside.exists() else shutil.which("uv") or "uv"
+
+
+def uv_cache_dir() -> Path:
+    proc = subprocess.run([uv_binary(), "cache", "dir"], capture_output=True, text=True)
+    return Path(proc.stdout.strip() or Path.home() / ".cache" / "uv")
+
+
+# --- planning ---------------------------------------------------------------------------------
+
+def cutoff_date(commit_date: str, manifests_changed: str | None) -> str:
+    """The package index's date: the commit's quarter start, never before the manifests' change.
+
+    Rounding to a quarter lets neighbouring commits share an environment; the manifests' own
+    date keeps a newly required release reachable.
+    """
+    day = date.fromisoformat(commit_date[:10])
+    quarter_start = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+    cutoff = datetime.combine(quarter_start, datetime.min.time())
+    if manifests_changed:
+        changed = datetime.fromisoformat(manifests_changed).replace(tzinfo=None) + timedelta(seconds=1)
+        cutoff = max(cutoff, changed)
+    return cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _names(requirements: list[str]) -> list[Requirement]:
+    parsed = []
+    for text in requirements:
+        try:
+            parsed.append(Requirement(text))
+        except InvalidRequirement:
+            continue
+    return parsed
+
+
+def test_requirements(meta: ProjectMetadata) -> list[str]:
+    """What the tests need beyond the project: declared test requirements, then the runner."""
+    kept = [str(r) for r in _names(meta.test_requirements) if not NOT_FOR_TESTS.match(canonicalize_name(r.name))]
+    if not any(canonicalize_name(Requirement(r).name) == "pytest" for r in kept):
+        kept.append("pytest")
+    return kept
+
+
+def fingerprint(python: str, cutoff: str, root: Path, meta: ProjectMetadata) -> str:
+    digest = hashlib.sha256(f"{RECIPE_VERSION}\0{python}\0{cutoff}\0".encode())
+    for name in meta.manifest_files:
+        digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
+    # The editable install's path entry depends on the layout, not on the code.
+    digest.update(b"src" if (root / "src").is_dir() else b"flat")
+    return digest.hexdigest()[:20]
+
+
+def tooling_floors(python: str, cutoff: str) -> dict[str, str]:
+    floor = max(cutoff, PYTHON_RELEASES.get(python, cutoff[:10]) + "T00:00:00Z")
+    return {name: floor for name in sorted(TOOLING)} if floor > cutoff else {}
+
+
+# --- installing -------------------------------------------------------------------------------
+
+class Installer:
+    """Runs uv inside the build sandbox, repairing cutoffs from the failures it reads."""
+
+    def __init__(self, sandbox: ProcessSandbox, venv: Path, spec: EnvSpec, log: list[str]):
+        self.sandbox, self.venv, self.spec, self.log = sandbox, venv, spec, log
+
+    def uv_install(self, name: str, args: list[str], dated: bool = True) -> None:
+        for _ in range(MAX_REPAIRS):
+            argv = [uv_binary(), "pip", "install", "--python", f"{self.venv}/bin/python", *args]
+            if dated:
+                argv[3:3] = self._cutoff_args()
+            result = self.sandbox.exec(_shell(argv), timeout=INSTALL_TIMEOUT, network=True)
+            self.log.append(f"$ {_shell(argv)}\n{result.output}")
+            if result.exit_code == 0:
+                self.spec.install_steps.append(InstallStep(name=name, argv=argv))
+                return
+            if result.timed_out or not (dated and self._repair(result.output)):
+                raise InstallError(_tail(result.output))
+        raise InstallError("too many repairs; last error:\n" + _tail(self.log[-1]))
+
+    def _cutoff_args(self) -> list[str]:
+        args = ["--exclude-newer", self.spec.exclude_newer]
+        for name, day in sorted(self.spec.package_floors.items()):
+            args += ["--exclude-newer-package", f"{name}={day}"]
+        return args
+
+    def _floor(self, name: str, day: str | None) -> bool:
+        name = canonicalize_name(name)
+        if not day or self.spec.package_floors.get(name, "") >= day:
+            return False
+        self.spec.package_floors[name] = day
+        return True
+
+    def _repair(self, output: str) -> bool:
+        """Move one package's cutoff to fit the failure; False when nothing fits."""
+        for name, published in re.findall(
+            r"`([\w.\-]+)` was filtered by `exclude-newer`.*?published at (\S+?)\.?\s", output, re.S
+        ):
+            if self._floor(name, _after(published)):
+                return True
+        for name in re.findall(r"Failed to (?:build|download and build) `([\w.\-]+)(?:[=@ ][^`]*)?`", output):
+            if self._floor(name, _after(index.first_wheel_date(name, self.spec.python))):
+                return True
+        return False
+
+
+class InstallError(RuntimeError):
+    pass
+
+
+def _after(timestamp: str | None) -> str | None:
+    if not timestamp:
+        return None
+    moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00")) + timedelta(seconds=1)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _shell(argv: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def _tail(text: str, lines: int = 25) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+_READ_REQUIRES = r"""
+import glob, json, os, sys
+for site in sys.path:
+    for info in glob.glob(os.path.join(site, "*.dist-info")):
+        try:
+            url = json.load(open(os.path.join(info, "direct_url.json")))
+        except (OSError, ValueError):
+            continue
+        if url.get("url", "").rstrip("/").endswith("testbed") or url.get("dir_info", {}).get("editable"):
+            for line in open(os.path.join(info, "METADATA"), errors="replace"):
+                if line.startswith("Requires-Dist:"):
+                    print(line.split(":", 1)[1].strip())
+            sys.exit(0)
+"""
+
+
+def declared_requirements(sandbox: ProcessSandbox, venv: Path, python: str, extras: list[str]) -> list[str]:
+    """Requires-Dist of the project installed editable, evaluated for `python` and `extras`."""
+    result = sandbox.exec(f"{venv}/bin/python -c {_shell([_READ_REQUIRES])}", timeout=60)
+    environment = default_environment() | {"python_version": python, "python_full_version": f"{python}.0"}
+    kept = []
+    for req in _names(result.output.splitlines()):
+        wanted = not req.marker or any(req.marker.evaluate(environment | {"extra": e}) for e in extras or [""])
+        if wanted:
+            req.marker = None
+            kept.append(str(req))
+    return kept
+
+
+def _target(extras: list[str]) -> str:
+    return f"{TESTBED}[{','.join(extras)}]" if extras else TESTBED
+
+
+def strategy_editable(inst: Installer, meta: ProjectMetadata) -> None:
+    """The literal recipe: the project editable with its test extras, everything date-limited."""
+    inst.uv_install("project and tests", ["-e", _target(meta.test_extras), *test_requirements(meta)])
+
+
+def strategy_compat(inst: Installer, meta: ProjectMetadata) -> None:
+    """For builds old setuptools cannot do: the project alone with a current backend, then its deps."""
+    inst.uv_install("project (compat editable)",
+                    ["--no-deps", "-e", TESTBED, "--config-settings", "editable_mode=compat"], dated=False)
+    requires = declared_requirements(inst.sandbox, inst.venv, inst.spec.python, meta.test_extras)
+    inst.uv_install("dependencies and tests", [*requires, *test_requirements(meta)])
+
+
+def strategy_path(inst: Installer, meta: ProjectMetadata) -> None:
+    """No install of the project: its declared dependencies, and the checkout on sys.path."""
+    extras = [r for e in meta.test_extras for r in meta.extras.get(e, [])]
+    inst.uv_install("dependencies and tests", [*meta.dependencies, *extras, *test_requirements(meta)])
+    entries = [TESTBED] + ([f"{TESTBED}/src"] if (inst.sandbox.worktree / "src").is_dir() else [])
+    site = inst.sandbox.exec(f"{inst.venv}/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])'")
+    Path(site.output.strip().splitlines()[-1], "_repoforge_testbed.pth").write_text("\n".join(entries) + "\n")
+    inst.spec.install_steps.append(InstallStep(name="checkout on sys.path", argv=["pth", *entries]))
+
+
+STRATEGIES = [("editable", strategy_editable), ("compat-editable", strategy_compat), ("checkout-on-path", strategy_path)]
+
+
+# --- the entry point --------------------------------------------------------------------------
+
+def plan(repo: Path, commit: str, commit_date: str, worktree: Path) -> tuple[EnvSpec, ProjectMetadata]:
+    """Read the checkout at `worktree` (of `commit`) and decide python, cutoff and fingerprint."""
+    from repoforge.git.repo import commit_date_of_last_change
+
+    meta = read_metadata(worktree)
+    available = available_pythons()
+    python = choose_python(meta, commit_date, available)
+    if python is None:
+        wanted = meta.requires_python or ", ".join(meta.classifier_pythons) or "unknown"
+        raise BuildFailed(f"no suitable python (wants {wanted}; have {', '.join(available)})", [])
+    cutoff = cutoff_date(commit_date, commit_date_of_last_change(repo, commit, meta.manifest_files))
+    spec = EnvSpec(python=python, exclude_newer=cutoff, package_floors=tooling_floors(python, cutoff))
+    spec.fingerprint = fingerprint(python, cutoff, worktree, meta)
+    spec.test_command = test_command(spec.test_runner)
+    return spec, meta
+
+
+def ensure_env(spec: EnvSpec, meta: ProjectMetadata, worktree: Path, store: Path) -> tuple[EnvSpec, Path, bool]:
+    """The built environment for spec's fingerprint: (final spec, venv path, reused?)."""
+    env_dir = store / "envs" / spec.fingerprint
+    env_dir.mkdir(parents=True, exist_ok=True)
+    with open(env_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder per fingerprint; the others wait and reuse
+        done = env_dir / "spec.json"
+        if done.exists():
+            return EnvSpec.model_validate_json(done.read_text()), env_dir / "venv", True
+        failed = env_dir / "failed.json"
+        if failed.exists():
+            record = json.loads(failed.read_text())
+            raise BuildFailed(record["reason"], [BuildAttempt(**a) for a in record["attempts"]])
+        spec = _build(spec, meta, worktree, env_dir)
+        done.write_text(spec.model_dump_json(indent=2))
+        return spec, env_dir / "venv", False
+
+
+def _build(spec: EnvSpec, meta: ProjectMetadata, worktree: Path, env_dir: Path) -> EnvSpec:
+    venv = env_dir / "venv"
+    cache = uv_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    sandbox = ProcessSandbox(worktree, venv=venv, writable=[env_dir, cache],
+                             env={"UV_CACHE_DIR": str(cache), "SETUPTOOLS_SCM_PRETEND_VERSION": "0.0.0"})
+    attempts: list[BuildAttempt] = []
+    interpreter = available_pythons()[spec.python]
+    for name, strategy in STRATEGIES:
+        start = time.monotonic()
+        trial = spec.model_copy(deep=True)
+        log: list[str] = []
+        try:
+            shutil.rmtree(venv, ignore_errors=True)
+            created = subprocess.run([uv_binary(), "venv", "-q", "--python", interpreter, str(venv)],
+                                     capture_output=True, text=True)
+            if created.returncode != 0:
+                raise InstallError(created.stderr)
+            strategy(Installer(sandbox, venv, trial, log), meta)
+            check = sandbox.exec(f"{venv}/bin/python -c 'import pytest'", timeout=120)
+            if check.exit_code != 0:
+                raise InstallError("pytest does not import:\n" + _tail(check.output))
+        except InstallError as exc:
+            attempts.append(BuildAttempt(strategy=name, ok=False, seconds=time.monotonic() - start, error=str(exc)))
+            (env_dir / f"build-{name}.log").write_text("\n".join(log))
+            continue
+        attempts.append(BuildAttempt(strategy=name, ok=True, seconds=time.monotonic() - start))
+        (env_dir / f"build-{name}.log").write_text("\n".join(log))
+        _prune(venv)
+        trial.strategy, trial.attempts = name, attempts
+        return trial
+    shutil.rmtree(venv, ignore_errors=True)
+    reason = "install failed"
+    (env_dir / "failed.json").write_text(json.dumps({"reason": reason, "attempts": [a.model_dump() for a in attempts]}))
+    raise BuildFailed(reason, attempts)
+
+
+def _prune(venv: Path) -> None:
+    """Bytecode caches are rebuilt on demand; they only cost disk."""
+    for cache in venv.rglob("__pycache__"):
+        shutil.rmtree(cache, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Git access: open or clone, walk history, split diffs."""

@@ -1,0 +1,168 @@
+"""Open or clone a repository and read its history through the git CLI."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class GitError(RuntimeError):
+    """A git command failed; the message carries git's own words."""
+
+
+def git(repo: Path, *args: str, check: bool = True, text: bool = True, input: bytes | None = None):
+    """Run git in `repo`; return stdout (str, or bytes when text=False)."""
+    proc = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        input=input,
+        env={"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "PATH": "/usr/bin:/bin:/usr/local/bin"},
+    )
+    if check and proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip()
+        raise GitError(f"git {' '.join(args[:3])}: {err or f'exit {proc.returncode}'}")
+    return proc.stdout.decode(errors="replace") if text else proc.stdout
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    parents: tuple[str, ...]
+    date: str  # committer date, ISO 8601 strict
+    message: str
+
+
+_URL = re.compile(r"^(?:[a-z+]+://|[\w.-]+@[\w.-]+:)")
+
+
+def is_url(source: str) -> bool:
+    return bool(_URL.match(source))
+
+
+def repo_name_from_url(url: str) -> str:
+    """owner/name from any git URL form (https, ssh, scp-like, local path)."""
+    path = re.sub(r"\.git/?$", "", url.rstrip("/"))
+    parts = re.split(r"[/:]", path)
+    parts = [p for p in parts if p]
+    if len(parts) >= 2:
+        return f"{parts[-2]}/{parts[-1]}"
+    return f"local/{parts[-1] if parts else 'repo'}"
+
+
+def open_source(source: str, cache_dir: Path, repo_mirror: Path | None = None) -> tuple[Path, str]:
+    """Return (local repository path, owner/name) for a local path, a bundle or a URL.
+
+    A URL's `owner/name` is looked up as `repo_mirror/owner__name` first; otherwise it is cloned
+    (bare) into cache_dir and fetched on later runs.
+    """
+    if is_url(source):
+        name = repo_name_from_url(source)
+        if repo_mirror is not None:
+            mirrored = repo_mirror / name.replace("/", "__")
+            if mirrored.exists():
+                return _checked(mirrored), name
+        return _clone(source, cache_dir / name.replace("/", "__")), name
+    path = Path(source).expanduser().resolve()
+    if not path.exists():
+        raise GitError(f"{source}: no such file or directory")
+    if path.is_file():  # a git bundle: clone it like a URL
+        return _clone(str(path), cache_dir / f"bundle__{path.stem}"), _local_name(path, None)
+    repo = _checked(path)
+    return repo, _local_name(path, repo)
+
+
+def _checked(path: Path) -> Path:
+    if git(path, "rev-parse", "--git-dir", check=False).strip() == "":
+        raise GitError(f"{path}: not a git repository")
+    try:
+        git(path, "rev-parse", "--verify", "HEAD^{commit}")
+    except GitError as exc:
+        raise GitError(f"{path}: repository has no commits ({exc})") from None
+    return path
+
+
+def _local_name(path: Path, repo: Path | None) -> str:
+    if repo is not None:
+        url = git(repo, "config", "--get", "remote.origin.url", check=False).strip()
+        if url:
+            return repo_name_from_url(url)
+    return f"local/{path.stem if path.is_file() else path.name}"
+
+
+def _clone(url: str, dest: Path) -> Path:
+    if dest.exists():
+        git(dest, "fetch", "--quiet", "--prune", "origin", "+refs/heads/*:refs/heads/*", check=False)
+        return _checked(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".partial")
+    subprocess.run(["rm", "-rf", str(tmp)], check=False)
+    try:
+        git(dest.parent, "clone", "--quiet", "--bare", url, str(tmp))
+    except GitError as exc:
+        raise GitError(f"cannot clone {url}: {exc}") from None
+    tmp.rename(dest)
+    return _checked(dest)
+
+
+def first_parent_history(repo: Path, rev: str = "HEAD", limit: int | None = None) -> list[Commit]:
+    """Commits of the default branch, newest first, following first parents only."""
+    fmt = "%H%x00%P%x00%cI%x00%B%x1e"
+    args = ["log", "--first-parent", f"--format={fmt}", rev]
+    if limit:
+        args.insert(1, f"--max-count={limit}")
+    commits = []
+    for record in git(repo, *args).split("\x1e"):
+        record = record.strip("\n")
+        if not record:
+            continue
+        sha, parents, date, message = record.split("\x00", 3)
+        commits.append(Commit(sha, tuple(parents.split()), date, message.strip()))
+    return commits
+
+
+def diff(repo: Path, base: str, commit: str, paths: list[str] | None = None) -> bytes:
+    """The binary-safe unified diff from base to commit, as git apply reads it."""
+    args = ["diff", "--no-color", "--no-ext-diff", "--full-index", "--binary", base, commit]
+    if paths is not None:
+        args += ["--", *paths]
+    return git(repo, *args, text=False)
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    added: int | None  # None for a binary change
+    deleted: int | None
+
+
+def changed_files(repo: Path, base: str, commit: str) -> list[FileChange]:
+    changes = []
+    for line in git(repo, "diff", "--numstat", "-z", "--no-renames", base, commit).split("\x00"):
+        if not line:
+            continue
+        added, deleted, path = line.split("\t", 2)
+        binary = added == "-"
+        changes.append(FileChange(path, None if binary else int(added), None if binary else int(deleted)))
+    return changes
+
+
+def commit_date_of_last_change(repo: Path, commit: str, paths: list[str]) -> str | None:
+    """Committer date of the newest commit at or before `commit` that touched any of `paths`."""
+    if not paths:
+        return None
+    return git(repo, "log", "-1", "--format=%cI", commit, "--", *paths).strip() or None
+
+
+def checkout(repo: Path, commit: str, dest: Path) -> None:
+    """A working copy of `commit` at dest whose .git shares objects with `repo` (no copy)."""
+    subprocess.run(["rm", "-rf", str(dest)], check=False)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    git(dest.parent, "clone", "--quiet", "--shared", "--no-checkout", str(repo), str(dest))
+    git(dest, "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit)
+
+
+def apply_patch(worktree: Path, patch: str) -> None:
+    if patch.strip():
+        git(worktree, "apply", "--whitespace=nowarn", "-", input=patch.encode())

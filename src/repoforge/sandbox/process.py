@@ -1,0 +1,141 @@
+"""The process backend: a checkout plus a venv on the host, commands under bubblewrap when present.
+
+Under bubblewrap the checkout appears at /testbed, so an environment built once (with the project
+installed editable from /testbed) serves every checkout of the same dependency set. The root file
+system is read-only, /tmp private, and with the network off every route leads to the loopback
+device: a connect attempt then times out as on a slow network instead of failing at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import signal
+import subprocess
+import time
+import warnings
+from pathlib import Path
+
+from repoforge.git.repo import GitError, apply_patch, git
+from repoforge.sandbox.base import TESTBED, ExecResult, PatchError
+
+_OFFLINE_ROUTES = "ip link set lo up 2>/dev/null; ip route add default dev lo 2>/dev/null; "
+_SKIP_ROOT_ENTRIES = {"proc", "dev", "tmp", "testbed", "lost+found"}
+MAX_OUTPUT = 4_000_000  # characters kept of one command's output
+
+
+@functools.cache
+def bwrap_path() -> str | None:
+    path = shutil.which("bwrap")
+    if path is None:
+        return None
+    probe = subprocess.run([path, "--ro-bind", "/", "/", "true"], capture_output=True)
+    return path if probe.returncode == 0 else None
+
+
+def _root_binds() -> list[str]:
+    args = []
+    for entry in sorted(os.listdir("/")):
+        full = f"/{entry}"
+        if entry in _SKIP_ROOT_ENTRIES:
+            continue
+        if os.path.islink(full):
+            args += ["--symlink", os.readlink(full), full]
+        elif os.path.isdir(full):
+            args += ["--ro-bind", full, full]
+    return args
+
+
+class ProcessSandbox:
+    def __init__(self, worktree: Path, venv: Path | None = None, writable: list[Path] = (),
+                 env: dict[str, str] | None = None, isolate: bool = True):
+        self.worktree = worktree
+        self.venv = venv
+        self.writable = [p for p in writable]
+        self.extra_env = env or {}
+        self.bwrap = bwrap_path() if isolate else None
+        if isolate and self.bwrap is None:
+            warnings.warn("bubblewrap (bwrap) not available: commands run unisolated, network on", stacklevel=2)
+
+    @property
+    def root(self) -> str:
+        """The repository's path as commands inside the sandbox see it."""
+        return TESTBED if self.bwrap else str(self.worktree)
+
+    def _environment(self) -> dict[str, str]:
+        path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        env = {"PATH": path, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/tmp",
+               "PYTHONDONTWRITEBYTECODE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+        for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "PIP_CERT", "UV_CACHE_DIR",
+                     "UV_NATIVE_TLS"):
+            if name in os.environ:
+                env[name] = os.environ[name]
+        if self.venv is not None:
+            env["VIRTUAL_ENV"] = str(self.venv)
+            env["PATH"] = f"{self.venv}/bin:{path}"
+        if not self.bwrap:
+            # Unisolated, a shared environment's editable install points at another checkout.
+            src = self.worktree / "src"
+            env["PYTHONPATH"] = os.pathsep.join([str(self.worktree)] + ([str(src)] if src.is_dir() else []))
+        env.update(self.extra_env)
+        return env
+
+    def _argv(self, command: str, network: bool) -> list[str]:
+        if not self.bwrap:
+            return ["bash", "-c", command]
+        argv = [self.bwrap, *_root_binds(), "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+                "--bind", str(self.worktree), TESTBED, "--chdir", TESTBED, "--die-with-parent",
+                "--new-session"]
+        for path in self.writable:
+            argv += ["--bind", str(path), str(path)]
+        if self.venv is not None and not any(self.venv.is_relative_to(p) for p in self.writable):
+            argv += ["--ro-bind", str(self.venv), str(self.venv)]  # it may live under the hidden /tmp
+        if not network:
+            argv += ["--unshare-net"]
+            if os.geteuid() == 0:
+                argv += ["--cap-add", "CAP_NET_ADMIN"]
+                command = _OFFLINE_ROUTES + command
+        return argv + ["bash", "-c", command]
+
+    def exec(self, command: str, timeout: float | None = None, network: bool = False) -> ExecResult:
+        start = time.monotonic()
+        proc = subprocess.Popen(self._argv(command, network), cwd=self.worktree, env=self._environment(),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            timed_out = True
+        text = out.decode(errors="replace")
+        if len(text) > MAX_OUTPUT:
+            text = text[: MAX_OUTPUT // 2] + "\n[... output cut ...]\n" + text[-MAX_OUTPUT // 2:]
+        code = -signal.SIGKILL if timed_out else proc.returncode
+        return ExecResult(code, text, time.monotonic() - start, timed_out)
+
+    def _host_path(self, path: str) -> Path:
+        relative = path[len(self.root):].lstrip("/") if path.startswith(self.root) else path
+        return self.worktree / relative
+
+    def read_file(self, path: str) -> str:
+        return self._host_path(path).read_text(errors="replace")
+
+    def write_file(self, path: str, content: str) -> None:
+        target = self._host_path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+
+    def apply_patch(self, patch: str) -> None:
+        try:
+            apply_patch(self.worktree, patch)
+        except GitError as exc:
+            raise PatchError(str(exc)) from None
+
+    def diff(self) -> str:
+        git(self.worktree, "add", "-A")
+        return git(self.worktree, "diff", "--cached", "--no-color", "HEAD")
+
+    def close(self) -> None:
+        shutil.rmtree(self.worktree, ignore_errors=True)

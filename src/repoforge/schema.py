@@ -1,0 +1,104 @@
+"""The data every stage reads and writes: SWE-bench rows plus RepoForge's additions."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+
+from pydantic import BaseModel, Field, field_validator
+
+
+class TestStatus(str, Enum):
+    """Per-test outcome, spelled as SWE-bench's log parsers spell it."""
+
+    PASSED = "PASSED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+    ERROR = "ERROR"
+    XFAIL = "XFAIL"
+
+
+class Candidate(BaseModel):
+    """A mined change: the fix, the tests that prove it, and the text that asks for it."""
+
+    repo: str  # owner/name
+    instance_id: str
+    base_commit: str
+    commit: str  # the change itself (its first parent is base_commit)
+    patch: str
+    test_patch: str
+    problem_statement: str
+    hints_text: str = ""
+    created_at: str  # ISO 8601 commit date
+    test_files: list[str] = Field(default_factory=list)  # test modules the test_patch touches
+
+
+class InstallStep(BaseModel):
+    """One command of an environment recipe, run with the venv active."""
+
+    name: str
+    argv: list[str]
+
+
+class BuildAttempt(BaseModel):
+    strategy: str
+    ok: bool
+    seconds: float
+    error: str = ""  # tail of the failing command's output
+
+
+class EnvSpec(BaseModel):
+    """How to build and use an environment; instances with equal fingerprints share one."""
+
+    python: str  # major.minor
+    exclude_newer: str  # ISO date the package index is read as of
+    package_floors: dict[str, str] = Field(default_factory=dict)  # name -> later cutoff
+    install_steps: list[InstallStep] = Field(default_factory=list)
+    strategy: str = ""
+    test_runner: str = "pytest"  # pytest | unittest
+    test_command: str = ""
+    parser: str = "junit"  # junit | unittest
+    fingerprint: str = ""
+    attempts: list[BuildAttempt] = Field(default_factory=list)
+
+
+class TaskInstance(BaseModel):
+    """A SWE-bench row (FAIL_TO_PASS / PASS_TO_PASS as lists) plus the environment."""
+
+    repo: str
+    instance_id: str
+    base_commit: str
+    patch: str
+    test_patch: str
+    problem_statement: str
+    hints_text: str = ""
+    created_at: str
+    version: str = ""
+    FAIL_TO_PASS: list[str]
+    PASS_TO_PASS: list[str]
+    environment_setup_commit: str
+    env: EnvSpec | None = None
+    labels: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("FAIL_TO_PASS", "PASS_TO_PASS", mode="before")
+    @classmethod
+    def _decode_json_list(cls, value):
+        # SWE-bench's published rows carry these as JSON-encoded strings.
+        return json.loads(value) if isinstance(value, str) else value
+
+
+class Rejection(BaseModel):
+    """Why a candidate (or a commit) did not become an instance."""
+
+    stage: str  # mine | build | validate
+    reason: str  # short, countable
+    detail: str = ""
+    instance_id: str = ""
+    commit: str = ""
+
+
+class ValidationResult(BaseModel):
+    instance: TaskInstance | None = None
+    rejection: Rejection | None = None
+    flaky: list[str] = Field(default_factory=list)
+    seconds: dict[str, float] = Field(default_factory=dict)  # stage -> seconds

@@ -1,0 +1,1 @@
+"""Test commands and result parsing."""

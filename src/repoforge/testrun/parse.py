@@ -1,0 +1,216 @@
+"""Per-test statuses from pytest JUnit XML, unittest verbose logs and pytest console logs.
+
+Every parser returns ids in pytest nodeid form, the spelling SWE-bench's FAIL_TO_PASS and
+PASS_TO_PASS use: ``path/to/test_x.py::Outer::Inner::test_name[param]``.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+from repoforge.schema import TestStatus
+
+# One id can be reported twice (a pass, then an error in teardown); the worse outcome wins.
+_RANK = {
+    TestStatus.PASSED: 0,
+    TestStatus.SKIPPED: 1,
+    TestStatus.XFAIL: 2,
+    TestStatus.FAILED: 3,
+    TestStatus.ERROR: 4,
+}
+
+
+def _record(results: dict[str, TestStatus], test_id: str, status: TestStatus) -> None:
+    old = results.get(test_id)
+    if old is None or _RANK[status] > _RANK[old]:
+        results[test_id] = status
+
+
+def _match_file(dotted: str, test_files: list[str]) -> tuple[str, str] | None:
+    """Split ``pkg.test_mod.Class`` into (``pkg/test_mod.py``, ``Class``) using a file that ran.
+
+    A file matches when its dotted path is a prefix of ``dotted``; failing that, when a tail of it
+    is (Django-style runners name modules relative to the tests directory). The longest match
+    wins; a tie between different files is ambiguous and gives None.
+    """
+    best: tuple[bool, int] | None = None
+    found: set[tuple[str, str]] = set()
+    for path in test_files:
+        parts = path.removesuffix(".py").split("/")
+        for start in range(len(parts)):  # longest tail first
+            module = ".".join(parts[start:])
+            if dotted == module or dotted.startswith(module + "."):
+                key = (start == 0, len(module))
+                if best is None or key > best:
+                    best, found = key, set()
+                if key == best:
+                    found.add((path, dotted[len(module) + 1 :]))
+                break
+    return found.pop() if len(found) == 1 else None
+
+
+def _guess_split(dotted: str) -> tuple[str, str]:
+    """Without a known file, the module part is everything before the first CapWords name."""
+    parts = dotted.split(".")
+    cut = next((i for i, p in enumerate(parts) if i and p[:1].isupper()), len(parts))
+    return "/".join(parts[:cut]) + ".py", ".".join(parts[cut:])
+
+
+def _to_id(dotted: str, name: str, test_files: list[str], file_hint: str | None = None) -> str:
+    """Nodeid of test ``name`` in ``dotted`` (module plus classes); no name: the container."""
+    dotted = dotted.replace(".()", "")  # pytest 3 leaves "()" instance levels in nested classes
+    path, classes = (
+        _match_file(dotted, test_files)
+        or (file_hint and _match_file(dotted, [file_hint]))
+        or _guess_split(dotted)
+    )
+    return "::".join(filter(None, [path, *classes.split("."), name]))
+
+
+# --- pytest --junitxml ---------------------------------------------------------------------------
+
+
+def _child_status(child: ET.Element) -> TestStatus:
+    if child.tag == "failure":
+        return TestStatus.FAILED
+    if child.tag == "error":
+        return TestStatus.ERROR
+    if child.tag != "skipped":  # system-out, properties, ...
+        return TestStatus.PASSED
+    kind, message = child.get("type"), child.get("message")
+    # pytest 3 writes xfail as an untyped skip whose message is "expected test failure".
+    if kind == "pytest.xfail" or (kind is None and message == "expected test failure"):
+        return TestStatus.XFAIL
+    return TestStatus.SKIPPED
+
+
+def _junit_status(case: ET.Element) -> TestStatus:
+    return max(map(_child_status, case), key=_RANK.__getitem__, default=TestStatus.PASSED)
+
+
+def _is_collection_report(case: ET.Element) -> bool:
+    """A module that failed to import (or skipped itself) rather than a test."""
+    messages = {child.get("message") for child in case}
+    collection = {"collection failure", "collection skipped"}
+    return not case.get("classname") or bool(messages & collection)
+
+
+def parse_junit(xml_text: str, test_files: list[str]) -> dict[str, TestStatus]:
+    """Statuses from pytest's ``--junitxml`` report (pytest 3.x to 9.x, xunit1 and xunit2)."""
+    try:
+        root = ET.fromstring(xml_text)
+    except (ET.ParseError, ValueError):
+        return {}
+    results: dict[str, TestStatus] = {}
+    for case in root.iter("testcase"):
+        classname, name = case.get("classname") or "", case.get("name") or ""
+        if (classname, name) == ("pytest", "internal"):
+            continue  # pytest's own crash, not a test
+        if _is_collection_report(case):
+            # The module's whole dotted path sits in name (classname is empty).
+            classname, name = ".".join(filter(None, (classname, name))), ""
+        test_id = _to_id(classname, name, test_files, case.get("file"))
+        _record(results, test_id, _junit_status(case))
+    return results
+
+
+# --- unittest -v / TextTestRunner(verbosity=2) ---------------------------------------------------
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# "test_add (tests.test_calc.TestCalc) ... ok"; 3.11+ repeats the method name inside the parens,
+# subtests add "(i=1)", and the " ... outcome" part may be missing (docstring or output follows).
+_UT_DESC = re.compile(r"^\s*(\w+) \(([\w.]+)\)(?: \(.*?\))?(?: \.\.\.(.*))?$")
+# Python reprs skip reasons, so they are always quoted.
+_UT_OUTCOME = re.compile(
+    r"(?:^|\s)(ok|FAIL|ERROR|expected failure|unexpected success|skipped (?:'.*'|\".*\"))$"
+)
+# The failure details name each bad test again; in Python <= 3.10 this is the only place a
+# failing subtest or a broken setUpClass is named.
+_UT_HEADER = re.compile(r"^(FAIL|ERROR|UNEXPECTED SUCCESS): (\w+) \(([\w.]+)\)")
+_UT_STATUS = {
+    "ok": TestStatus.PASSED,
+    "FAIL": TestStatus.FAILED,
+    "ERROR": TestStatus.ERROR,
+    "expected failure": TestStatus.XFAIL,
+    "unexpected success": TestStatus.FAILED,
+    "UNEXPECTED SUCCESS": TestStatus.FAILED,
+}
+_UT_FIXTURES = {"setUpClass", "tearDownClass", "setUpModule", "tearDownModule"}
+
+
+def _unittest_id(name: str, dotted: str, test_files: list[str]) -> str:
+    dotted = dotted.removesuffix("." + name)  # 3.11+ spelling
+    if dotted.startswith("unittest.loader._Failed"):  # import failure: name is the module
+        dotted, name = name, ""
+    elif name in _UT_FIXTURES:  # a class or module fixture broke: blame the container
+        name = ""
+    return _to_id(dotted, name, test_files)
+
+
+def _outcome(text: str) -> TestStatus | None:
+    # Only the part after the last " ... " can be the outcome (docstrings may contain "...").
+    match = _UT_OUTCOME.search(text.rsplit(" ... ", 1)[-1].rstrip())
+    if match is None:
+        return None
+    word = match[1]
+    return TestStatus.SKIPPED if word.startswith("skipped") else _UT_STATUS[word]
+
+
+def parse_unittest_log(text: str, test_files: list[str]) -> dict[str, TestStatus]:
+    """Statuses from ``python -m unittest -v`` (or any TextTestRunner at verbosity 2) output."""
+    results: dict[str, TestStatus] = {}
+    pending: str | None = None  # test whose outcome has not been printed yet
+    for line in _ANSI.sub("", text).splitlines():
+        if header := _UT_HEADER.match(line):
+            _record(results, _unittest_id(header[2], header[3], test_files), _UT_STATUS[header[1]])
+            continue
+        if line.startswith("=" * 20):  # failure details start: no outcome can follow
+            pending = None
+            continue
+        # A test with failing subtests prints no outcome in <= 3.10, so the next
+        # description can start on the same line.
+        while desc := _UT_DESC.match(line):
+            pending = _unittest_id(desc[1], desc[2], test_files)
+            line = desc[3] or ""
+        if pending and (status := _outcome(line)):
+            _record(results, pending, status)
+            pending = None
+    return results
+
+
+# --- pytest console (-rA short summary, -v) ------------------------------------------------------
+
+# A nodeid runs to the first space unless its parameter part holds spaces: "t[3-a b]".
+_NODEID = r"[^\s\[]+(?:\[.*?\](?=\s|$))?"
+# "FAIL" is pytest 3's summary word and "xfail" its -v word; XPASS (non-strict) is a pass, as
+# in the JUnit report. The optional prefix is pytest-xdist's -v form.
+_PYTEST_STATUS = {
+    "PASSED": TestStatus.PASSED,
+    "XPASS": TestStatus.PASSED,
+    "FAILED": TestStatus.FAILED,
+    "FAIL": TestStatus.FAILED,
+    "ERROR": TestStatus.ERROR,
+    "SKIPPED": TestStatus.SKIPPED,
+    "XFAIL": TestStatus.XFAIL,
+    "xfail": TestStatus.XFAIL,
+}
+_WORDS = "|".join(_PYTEST_STATUS)
+_SUMMARY = re.compile(rf"^(?:\[gw\d+\] \[\s*\d+%\] )?({_WORDS}) ({_NODEID})")
+_VERBOSE = re.compile(rf"^({_NODEID}) ({_WORDS})(?:\s|$)")
+
+
+def parse_pytest_log(text: str) -> dict[str, TestStatus]:
+    """Statuses from pytest console output: ``-rA`` summary lines and ``-v`` progress lines."""
+    results: dict[str, TestStatus] = {}
+    for line in _ANSI.sub("", text).splitlines():
+        if match := _SUMMARY.match(line):
+            word, test_id = match[1], match[2]
+        elif match := _VERBOSE.match(line):
+            test_id, word = match[1], match[2]
+        else:
+            continue
+        # "SKIPPED [1] file:line" and "FAILED (failures=1)" name no test.
+        if "::" in test_id or test_id.endswith(".py"):
+            _record(results, test_id.replace("::()", ""), _PYTEST_STATUS[word])
+    return results

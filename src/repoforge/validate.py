@@ -1,0 +1,97 @@
+"""Run a candidate's tests before and after its fix, repeatedly, and derive FAIL_TO_PASS / PASS_TO_PASS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from repoforge.git.repo import checkout
+from repoforge.sandbox.base import ExecResult, PatchError, Sandbox
+from repoforge.sandbox.process import ProcessSandbox
+from repoforge.schema import Candidate, EnvSpec, Rejection, TaskInstance, TestStatus
+from repoforge.testrun.command import JUNIT_FILE, render
+from repoforge.testrun.parse import parse_junit
+
+PASSING = {TestStatus.PASSED, TestStatus.XFAIL}  # as SWE-bench grades
+FAILING = {TestStatus.FAILED, TestStatus.ERROR}
+
+
+class RunFailed(Exception):
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(reason)
+        self.reason, self.detail = reason, detail
+
+
+def run_tests(sandbox: Sandbox, spec: EnvSpec, files: list[str], timeout: float) -> tuple[dict[str, TestStatus], ExecResult]:
+    """One run of the test files; statuses by SWE-bench test id."""
+    junit = f"{sandbox.root}/{JUNIT_FILE}"
+    sandbox.exec(f"rm -f {junit}")
+    result = sandbox.exec(render(spec.test_command, files, junit), timeout=timeout)
+    if result.timed_out:
+        raise RunFailed("test run timed out", f"killed after {timeout:.0f} s\n" + result.output[-2000:])
+    try:
+        xml = sandbox.read_file(junit)
+    except OSError:
+        xml = ""
+    statuses = parse_junit(xml, files)
+    if not statuses:
+        raise RunFailed("tests did not run", result.output[-3000:])
+    return statuses, result
+
+
+def classify(pre: list[dict[str, TestStatus]], post: list[dict[str, TestStatus]]) -> tuple[list[str], list[str], list[str]]:
+    """(FAIL_TO_PASS, PASS_TO_PASS, flaky): a test missing from a run counts as failed there."""
+    f2p, p2p, flaky = [], [], []
+    for test in sorted(set().union(*pre, *post)):
+        before = [run.get(test, TestStatus.FAILED) for run in pre]
+        after = [run.get(test, TestStatus.FAILED) for run in post]
+        if _mixed(before) or _mixed(after):
+            flaky.append(test)
+        elif all(s in FAILING for s in before) and all(s in PASSING for s in after):
+            f2p.append(test)
+        elif all(s in PASSING for s in before + after):
+            p2p.append(test)
+    return f2p, p2p, flaky
+
+
+def _mixed(statuses: list[TestStatus]) -> bool:
+    return any(s in PASSING for s in statuses) and any(s in FAILING for s in statuses)
+
+
+def validate(candidate: Candidate, repo: Path, spec: EnvSpec, venv: Path, work: Path,
+             pre_runs: int = 2, post_runs: int = 3, timeout: float = 600) -> tuple[TaskInstance | Rejection, list[str]]:
+    """The instance (or why not) and the flaky tests left out."""
+    reject = lambda reason, detail="": Rejection(stage="validate", reason=reason, detail=detail,
+                                                 instance_id=candidate.instance_id, commit=candidate.commit)
+    worktree = work / candidate.instance_id
+    checkout(repo, candidate.base_commit, worktree)
+    sandbox = ProcessSandbox(worktree, venv=venv)
+    try:
+        try:
+            sandbox.apply_patch(candidate.test_patch)
+        except PatchError as exc:
+            return reject("test_patch does not apply", str(exc)), []
+        files = [f for f in candidate.test_files if (worktree / f).is_file()]
+        if not files:
+            return reject("no test module to run"), []
+        pre = [run_tests(sandbox, spec, files, timeout)[0] for _ in range(pre_runs)]
+        try:
+            sandbox.apply_patch(candidate.patch)
+        except PatchError as exc:
+            return reject("patch does not apply", str(exc)), []
+        post = [run_tests(sandbox, spec, files, timeout)[0] for _ in range(post_runs)]
+    except RunFailed as exc:
+        return reject(exc.reason, exc.detail), []
+    finally:
+        sandbox.close()
+    f2p, p2p, flaky = classify(pre, post)
+    if not any(s in PASSING for run in post for s in run.values()):
+        return reject("no test passes after the fix"), flaky
+    if not f2p:
+        return reject("no FAIL_TO_PASS tests", f"{len(p2p)} pass before and after; {len(flaky)} flaky"), flaky
+    instance = TaskInstance(
+        repo=candidate.repo, instance_id=candidate.instance_id, base_commit=candidate.base_commit,
+        patch=candidate.patch, test_patch=candidate.test_patch, problem_statement=candidate.problem_statement,
+        hints_text=candidate.hints_text, created_at=candidate.created_at, FAIL_TO_PASS=f2p, PASS_TO_PASS=p2p,
+        environment_setup_commit=candidate.base_commit, env=spec,
+    )
+    return instance, flaky

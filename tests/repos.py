@@ -1,0 +1,78 @@
+"""Small real repositories, one per situation forge must handle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gitrepo import RepoBuilder
+
+
+def setup_py_only(path: Path) -> RepoBuilder:
+    """No pyproject.toml; setuptools of its date cannot install it editable."""
+    repo = RepoBuilder(path, remote="git@github.com:example/greeter.git")
+    setup = ("from setuptools import setup\n\nREQUIRES = ['six']\n\n"
+             "setup(name='greeter', version='1.0', py_modules=['greeter'], install_requires=REQUIRES,\n"
+             "      classifiers=['Programming Language :: Python :: 3.9'])\n")
+    repo.commit("Initial greeter", "2021-05-01T09:00:00+00:00", {
+        "setup.py": setup, "greeter.py": "def greet(name):\n    return 'Hello ' + name\n",
+        "test_greeter.py": "from greeter import greet\n\n\ndef test_greet():\n    assert greet('a') == 'Hello a'\n",
+    })
+    repo.commit("Greet text types via six (#3)", "2021-05-10T09:00:00+00:00", {
+        "greeter.py": "import six\n\n\ndef greet(name):\n    return 'Hello ' + six.text_type(name)\n",
+        "test_greeter.py": "from greeter import greet\n\n\ndef test_greet():\n    assert greet('a') == 'Hello a'\n\n\n"
+                           "def test_greet_number():\n    assert greet(3) == 'Hello 3'\n",
+    })
+    return repo
+
+
+def unittest_project(path: Path) -> RepoBuilder:
+    repo = RepoBuilder(path, remote="https://github.com/example/shapes")
+    setup_cfg = "[metadata]\nname = shapes\nversion = 0.1\n\n[options]\npackages = shapes\npython_requires = >=3.7\n"
+    pyproject = '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+    tests = ("import unittest\n\nfrom shapes import area\n\n\nclass TestArea(unittest.TestCase):\n"
+             "    def test_square(self):\n        self.assertEqual(area(2), 4)\n")
+    repo.commit("Initial shapes", "2024-02-01T09:00:00+00:00", {
+        "setup.cfg": setup_cfg, "pyproject.toml": pyproject,
+        "shapes/__init__.py": "def area(side):\n    return side * side\n", "tests/__init__.py": "",
+        "tests/test_area.py": tests,
+    })
+    repo.commit("Support rectangles", "2024-02-03T09:00:00+00:00", {
+        "shapes/__init__.py": "def area(side, other=None):\n    return side * (side if other is None else other)\n",
+        "tests/test_area.py": tests + "\n    def test_rectangle(self):\n        self.assertEqual(area(2, 3), 6)\n"
+                                      "\n    @unittest.skip('later')\n    def test_circle(self):\n        pass\n",
+    })
+    return repo
+
+
+def old_dependency(path: Path) -> RepoBuilder:
+    """Uses markupsafe.soft_unicode, which exists only in MarkupSafe releases before 2.1 (2022)."""
+    repo = RepoBuilder(path, remote="https://github.com/example/escaper.git")
+    pyproject = ('[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n'
+                 '[project]\nname = "escaper"\nversion = "0.1"\ndependencies = ["markupsafe"]\n'
+                 'classifiers = ["Programming Language :: Python :: 3.7", "Programming Language :: Python :: 3.8"]\n')
+    repo.commit("Initial escaper", "2020-06-01T09:00:00+00:00", {
+        "pyproject.toml": pyproject, "escaper.py": "def text(value):\n    return str(value)\n",
+        "tests/test_escaper.py": "from escaper import text\n\n\ndef test_text():\n    assert text(1) == '1'\n",
+    })
+    repo.commit("Use soft_unicode for text (#7)", "2020-06-03T09:00:00+00:00", {
+        "escaper.py": "from markupsafe import soft_unicode\n\n\ndef text(value):\n    return soft_unicode(value)\n",
+        "tests/test_escaper.py": "from markupsafe import Markup\n\nfrom escaper import text\n\n\n"
+                                 "def test_text():\n    assert text(1) == '1'\n\n\n"
+                                 "def test_markup_kept():\n    assert isinstance(text(Markup('<b>')), Markup)\n",
+    })
+    return repo
+
+
+def uninstallable(path: Path) -> RepoBuilder:
+    repo = RepoBuilder(path, remote="https://github.com/example/broken.git")
+    pyproject = ('[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+                 '[project]\nname = "broken"\nversion = "0.1"\n'
+                 'dependencies = ["repoforge-no-such-distribution-anywhere==1.0"]\n')
+    repo.commit("Initial broken", "2024-01-01T09:00:00+00:00", {
+        "pyproject.toml": pyproject, "broken.py": "X = 1\n",
+        "tests/test_broken.py": "def test_x():\n    assert True\n",
+    })
+    repo.commit("Set X to 2", "2024-01-02T09:00:00+00:00", {
+        "broken.py": "X = 2\n", "tests/test_broken.py": "from broken import X\n\n\ndef test_x():\n    assert X == 2\n",
+    })
+    return repo
