@@ -133,7 +133,7 @@ def test_dependency_only_in_old_release(tmp_path, store):
     assert row["FAIL_TO_PASS"] == ["tests/test_escaper.py::test_markup_kept"]
     assert row["PASS_TO_PASS"] == ["tests/test_escaper.py::test_text"]
     assert row["env"]["python"] == "3.8"
-    assert row["env"]["exclude_newer"] == "2020-04-01T00:00:00Z"
+    assert row["env"]["exclude_newer"] == "2020-06-01T09:00:01Z"  # the manifest's own date
 
 
 def test_uninstallable_project_is_rejected_with_attempts(tmp_path, store):

@@ -14,7 +14,7 @@ from repoforge import forge as pipeline
 
 app = typer.Typer(help="Turn git history into executable, validated SWE task instances.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-console = Console()
+console = Console(soft_wrap=True)
 
 Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder (reruns resume from it).")]
 Store = Annotated[Optional[Path], typer.Option(help="Where environments and clones are kept "

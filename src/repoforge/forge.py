@@ -31,7 +31,7 @@ from repoforge.mine import mine
 from repoforge.schema import BuildAttempt, Candidate, EnvSpec, Rejection, TaskInstance
 from repoforge.validate import validate
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 class ForgeOptions(BaseModel):
