@@ -43,6 +43,7 @@ def forge(
     out: Out,
     max_candidates: Annotated[Optional[int], typer.Option(help="Stop mining after this many candidates.")] = None,
     max_commits: Annotated[Optional[int], typer.Option(help="Scan at most this many commits per source.")] = None,
+    until: Annotated[Optional[str], typer.Option(help="Mine only commits made up to this date (YYYY-MM-DD).")] = None,
     workers: Workers = 2,
     timeout: Timeout = 600,
     store: Store = None,
@@ -53,7 +54,7 @@ def forge(
     """Mine, build and validate: write OUT/instances.jsonl and OUT/forge_report.json."""
     _check_sandbox(sandbox)
     opts = _options(out, store, repo_mirror=repo_mirror, max_candidates=max_candidates,
-                    max_commits=max_commits, workers=workers, timeout=timeout)
+                    max_commits=max_commits, until=until, workers=workers, timeout=timeout)
     report = pipeline.forge(sources, opts)
     _print_report(report)
     if not report["sources"]:
@@ -68,11 +69,13 @@ def mine(
     out: Out,
     max_candidates: Annotated[Optional[int], typer.Option(help="Keep at most this many candidates.")] = None,
     max_commits: Annotated[Optional[int], typer.Option(help="Scan at most this many commits per source.")] = None,
+    until: Annotated[Optional[str], typer.Option(help="Mine only commits made up to this date (YYYY-MM-DD).")] = None,
     store: Store = None,
     repo_mirror: Mirror = None,
 ) -> None:
     """Only mine: write OUT/candidates.jsonl and OUT/mine_rejections.jsonl."""
-    opts = _options(out, store, repo_mirror=repo_mirror, max_candidates=max_candidates, max_commits=max_commits)
+    opts = _options(out, store, repo_mirror=repo_mirror, max_candidates=max_candidates, max_commits=max_commits,
+                    until=until)
     opts.out.mkdir(parents=True, exist_ok=True)
     candidates = pipeline.mine_sources(sources, opts)
     console.print(f"{len(candidates)} candidates in {out / 'candidates.jsonl'}")

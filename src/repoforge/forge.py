@@ -40,6 +40,7 @@ class ForgeOptions(BaseModel):
     repo_mirror: Path | None = None
     max_candidates: int | None = None
     max_commits: int | None = None
+    until: str | None = None  # mine only commits made up to this date
     workers: int = 2
     pre_runs: int = 2
     post_runs: int = 3
@@ -88,7 +89,7 @@ def mine_sources(sources: list[str], opts: ForgeOptions) -> list[Candidate]:
     for source in sources:
         try:
             path, name = open_source(source, opts.store / "repos", opts.repo_mirror)
-            found, rejected = mine(path, name, opts.max_commits)
+            found, rejected = mine(path, name, opts.max_commits, opts.until)
         except GitError as exc:
             console.print(f"[red]skipping source {source}: {exc}[/red]")
             rejections.append(Rejection(stage="source", reason="unusable source", detail=f"{source}: {exc}"))

@@ -93,11 +93,14 @@ def _names(requirements: list[str]) -> list[Requirement]:
 
 
 def test_requirements(meta: ProjectMetadata) -> list[str]:
-    """What the tests need beyond the project: declared test requirements, then the runner."""
+    """What the tests need beyond the project: declared test requirements, then the runner.
+
+    setuptools comes too, dated like the runner: old pytest imports pkg_resources at start-up, and
+    a current setuptools would bring plugins (its vendored typeguard) that old pytest rejects.
+    """
     kept = [str(r) for r in _names(meta.test_requirements) if not NOT_FOR_TESTS.match(canonicalize_name(r.name))]
-    if not any(canonicalize_name(Requirement(r).name) == "pytest" for r in kept):
-        kept.append("pytest")
-    return kept
+    names = {canonicalize_name(Requirement(r).name) for r in kept}
+    return kept + [tool for tool in ("pytest", "setuptools") if tool not in names]
 
 
 def fingerprint(python: str, cutoff: str, root: Path, meta: ProjectMetadata) -> str:
@@ -296,9 +299,9 @@ def _build(spec: EnvSpec, meta: ProjectMetadata, worktree: Path, env_dir: Path) 
             if created.returncode != 0:
                 raise InstallError(created.stderr)
             strategy(Installer(sandbox, venv, trial, log), meta)
-            check = sandbox.exec(f"{venv}/bin/python -c 'import pytest'", timeout=120)
+            check = sandbox.exec(f"{venv}/bin/python -m pytest --version", timeout=120)
             if check.exit_code != 0:
-                raise InstallError("pytest does not import:\n" + _tail(check.output))
+                raise InstallError("pytest does not start:\n" + _tail(check.output))
         except InstallError as exc:
             attempts.append(BuildAttempt(strategy=name, ok=False, seconds=time.monotonic() - start, error=str(exc)))
             (env_dir / f"build-{name}.log").write_text("\n".join(log))

@@ -106,12 +106,15 @@ def _clone(url: str, dest: Path) -> Path:
     return _checked(dest)
 
 
-def first_parent_history(repo: Path, rev: str = "HEAD", limit: int | None = None) -> list[Commit]:
+def first_parent_history(repo: Path, rev: str = "HEAD", limit: int | None = None,
+                         until: str | None = None) -> list[Commit]:
     """Commits of the default branch, newest first, following first parents only."""
     fmt = "%H%x00%P%x00%cI%x00%B%x1e"
     args = ["log", "--first-parent", f"--format={fmt}", rev]
     if limit:
         args.insert(1, f"--max-count={limit}")
+    if until:
+        args.insert(1, f"--until={until}")
     commits = []
     for record in git(repo, *args).split("\x1e"):
         record = record.strip("\n")

@@ -1,0 +1,71 @@
+"""The process sandbox under real bubblewrap: isolation, offline behaviour, timeouts, patches."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from repoforge.sandbox.base import TESTBED, PatchError
+from repoforge.sandbox.process import ProcessSandbox, bwrap_path
+
+needs_bwrap = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap is not installed here")
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    subprocess.run(["git", "init", "-q", str(tree)], check=True)
+    (tree / "a.txt").write_text("one\n")
+    subprocess.run(["git", "-C", str(tree), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(tree), "-c", "user.name=x", "-c", "user.email=x@x", "commit", "-qm", "a"],
+                   check=True)
+    box = ProcessSandbox(tree)
+    yield box
+    box.close()
+
+
+@needs_bwrap
+def test_checkout_is_at_testbed_and_root_is_read_only(sandbox):
+    result = sandbox.exec("pwd; cat a.txt; touch /usr/forbidden 2>&1 || echo read-only")
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [TESTBED, "one", "touch: cannot touch '/usr/forbidden': Read-only file system",
+                                          "read-only"]
+
+
+@needs_bwrap
+def test_tmp_is_private(sandbox, tmp_path):
+    marker = f"/tmp/repoforge-private-{os.getpid()}"
+    sandbox.exec(f"touch {marker}")
+    assert not os.path.exists(marker)
+
+
+@needs_bwrap
+@pytest.mark.skipif(os.geteuid() != 0, reason="routing to loopback needs root for CAP_NET_ADMIN")
+def test_offline_connect_times_out_instead_of_failing_fast(sandbox):
+    probe = (
+        "python3 -c \"import socket\n"
+        "s = socket.socket(); s.settimeout(1)\n"
+        "try:\n    s.connect(('192.0.2.1', 80))\n"
+        "except Exception as e:\n    print(type(e).__name__)\""
+    )
+    result = sandbox.exec(probe)
+    assert result.output.strip() in {"timeout", "TimeoutError"}
+
+
+def test_command_past_its_timeout_is_killed(sandbox):
+    result = sandbox.exec("echo started; sleep 30", timeout=1)
+    assert result.timed_out
+    assert result.output.strip() == "started"
+    assert result.seconds < 10
+
+
+def test_patches_apply_and_diff_reports_them(sandbox):
+    sandbox.write_file("b.txt", "two\n")
+    patch = sandbox.diff()
+    assert "+++ b/b.txt" in patch and "+two" in patch
+    with pytest.raises(PatchError):
+        sandbox.apply_patch("diff --git a/nope.txt b/nope.txt\n--- a/nope.txt\n+++ b/nope.txt\n@@ -1 +1 @@\n-x\n+y\n")
+    assert sandbox.read_file(f"{sandbox.root}/a.txt") == "one\n"
