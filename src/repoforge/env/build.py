@@ -92,7 +92,7 @@ def _names(requirements: list[str]) -> list[Requirement]:
     return parsed
 
 
-def test_requirements(meta: ProjectMetadata) -> list[str]:
+def requirements_for_tests(meta: ProjectMetadata) -> list[str]:
     """What the tests need beyond the project: declared test requirements, then the runner.
 
     setuptools comes too, dated like the runner: old pytest imports pkg_resources at start-up, and
@@ -219,7 +219,7 @@ def _target(extras: list[str]) -> str:
 
 def strategy_editable(inst: Installer, meta: ProjectMetadata) -> None:
     """The literal recipe: the project editable with its test extras, everything date-limited."""
-    inst.uv_install("project and tests", ["-e", _target(meta.test_extras), *test_requirements(meta)])
+    inst.uv_install("project and tests", ["-e", _target(meta.test_extras), *requirements_for_tests(meta)])
 
 
 def strategy_compat(inst: Installer, meta: ProjectMetadata) -> None:
@@ -227,13 +227,13 @@ def strategy_compat(inst: Installer, meta: ProjectMetadata) -> None:
     inst.uv_install("project (compat editable)",
                     ["--no-deps", "-e", TESTBED, "--config-settings", "editable_mode=compat"], dated=False)
     requires = declared_requirements(inst.sandbox, inst.venv, inst.spec.python, meta.test_extras)
-    inst.uv_install("dependencies and tests", [*requires, *test_requirements(meta)])
+    inst.uv_install("dependencies and tests", [*requires, *requirements_for_tests(meta)])
 
 
 def strategy_path(inst: Installer, meta: ProjectMetadata) -> None:
     """No install of the project: its declared dependencies, and the checkout on sys.path."""
     extras = [r for e in meta.test_extras for r in meta.extras.get(e, [])]
-    inst.uv_install("dependencies and tests", [*meta.dependencies, *extras, *test_requirements(meta)])
+    inst.uv_install("dependencies and tests", [*meta.dependencies, *extras, *requirements_for_tests(meta)])
     entries = [TESTBED] + ([f"{TESTBED}/src"] if (inst.sandbox.worktree / "src").is_dir() else [])
     site = inst.sandbox.exec(f"{inst.venv}/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])'")
     Path(site.output.strip().splitlines()[-1], "_repoforge_testbed.pth").write_text("\n".join(entries) + "\n")

@@ -1,0 +1,75 @@
+"""The environment planner's decisions, each from inputs a real project or a real uv run produces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from repoforge.env.build import Installer, cutoff_date, requirements_for_tests, tooling_floors
+from repoforge.env.index import _fits
+from repoforge.env.metadata import ProjectMetadata
+from repoforge.env.python import choose_python
+from repoforge.schema import EnvSpec
+
+AVAILABLE = {v: f"/usr/bin/python{v}" for v in ("3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13")}
+
+# uv 0.13's own words for a dependency whose old releases were deleted from the index.
+UV_FILTERED = """\
+error: No solution found when resolving dependencies
+  cause: Because there are no versions of atomicwrites and pytest>=4.5.0 depends on atomicwrites>=1.0, we can conclude that pytest>=4.5.0 cannot be used.
+         And because you require pytest>=4.5, we can conclude that your requirements are unsatisfiable.
+
+hint: `atomicwrites` was filtered by `exclude-newer` to only include packages uploaded before 2019-06-02T00:00:00Z. The latest version satisfying the requirement is v1.4.1, published at 2022-07-08T18:31:40.459Z. Consider using `exclude-newer-package` to override the cutoff for this package.
+"""
+
+
+def test_cutoff_is_quarter_start_unless_manifests_changed_later():
+    assert cutoff_date("2021-05-17T12:00:00+02:00", "2019-01-01T00:00:00+00:00") == "2021-04-01T00:00:00Z"
+    assert cutoff_date("2021-05-17T12:00:00+02:00", "2021-05-02T08:30:00+00:00") == "2021-05-02T08:30:01Z"
+    assert cutoff_date("2021-05-17T12:00:00+02:00", None) == "2021-04-01T00:00:00Z"
+
+
+def test_tooling_is_never_older_than_the_interpreter():
+    floors = tooling_floors("3.9", "2019-06-01T00:00:00Z")
+    assert floors["pytest"] == floors["setuptools"] == floors["pluggy"] == "2020-10-05T00:00:00Z"
+    assert tooling_floors("3.8", "2021-01-01T00:00:00Z") == {}
+
+
+def test_test_requirements_drop_coverage_and_lint_and_add_runner():
+    meta = ProjectMetadata(test_requirements=["pytest-cov>=2", "flake8", "hypothesis", "Sphinx", "mock"])
+    assert requirements_for_tests(meta) == ["hypothesis", "mock", "pytest", "setuptools"]
+    meta = ProjectMetadata(test_requirements=["pytest<5", "setuptools>=40"])
+    assert requirements_for_tests(meta) == ["pytest<5", "setuptools>=40"]
+
+
+def test_repair_moves_only_the_filtered_package():
+    spec = EnvSpec(python="3.9", exclude_newer="2019-06-02T00:00:00Z")
+    installer = Installer(sandbox=None, venv=Path("/venv"), spec=spec, log=[])
+    assert installer._repair(UV_FILTERED) is True
+    assert spec.package_floors == {"atomicwrites": "2022-07-08T18:31:41Z"}
+    assert installer._repair(UV_FILTERED) is False  # the same failure again: nothing left to move
+    assert installer._repair("error: something else entirely") is False
+
+
+def test_wheel_tags_for_an_interpreter():
+    assert _fits("numpy-1.19.5-cp39-cp39-manylinux2010_x86_64.whl", "3.9")
+    assert not _fits("numpy-1.19.5-cp38-cp38-manylinux2010_x86_64.whl", "3.9")
+    assert not _fits("numpy-1.19.5-cp39-cp39-win_amd64.whl", "3.9")
+    assert _fits("six-1.16.0-py2.py3-none-any.whl", "3.9")
+    assert _fits("cryptography-41.0.0-cp37-abi3-manylinux_2_28_x86_64.whl", "3.9")
+    assert not _fits("cryptography-41.0.0-cp310-abi3-manylinux_2_28_x86_64.whl", "3.9")
+    assert not _fits("numpy-1.19.5.tar.gz", "3.9")
+
+
+def test_python_choice():
+    # Declared versions that existed at the commit date win; the newest of them.
+    meta = ProjectMetadata(classifier_pythons=["3.6", "3.7", "3.8"])
+    assert choose_python(meta, "2020-06-01T00:00:00Z", AVAILABLE) == "3.8"
+    # Nothing declared: the newest interpreter released by the commit date.
+    assert choose_python(ProjectMetadata(), "2018-08-01T00:00:00Z", AVAILABLE) == "3.7"
+    # requires-python rules out what it excludes, even when newer ones were out.
+    meta = ProjectMetadata(requires_python=">=3.6,<3.8")
+    assert choose_python(meta, "2023-01-01T00:00:00Z", AVAILABLE) == "3.7"
+    # Older than every interpreter here: the oldest allowed one.
+    assert choose_python(ProjectMetadata(), "2012-01-01T00:00:00Z", AVAILABLE) == "3.6"
+    # Python 2 only: nothing here runs it.
+    assert choose_python(ProjectMetadata(classifier_pythons=["2.6", "2.7"]), "2014-01-01", AVAILABLE) is None
