@@ -284,7 +284,7 @@ def _build(spec: EnvSpec, meta: ProjectMetadata, worktree: Path, env_dir: Path) 
     venv = env_dir / "venv"
     cache = uv_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    sandbox = ProcessSandbox(worktree, venv=venv, writable=[env_dir, cache],
+    sandbox = ProcessSandbox(worktree, venv=venv, writable=[env_dir, cache], readonly=[Path(uv_binary())],
                              env={"UV_CACHE_DIR": str(cache), "SETUPTOOLS_SCM_PRETEND_VERSION": "0.0.0"})
     attempts: list[BuildAttempt] = []
     interpreter = available_pythons()[spec.python]

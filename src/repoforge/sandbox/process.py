@@ -49,10 +49,12 @@ def _root_binds() -> list[str]:
 
 class ProcessSandbox:
     def __init__(self, worktree: Path, venv: Path | None = None, writable: list[Path] = (),
-                 env: dict[str, str] | None = None, isolate: bool = True):
+                 readonly: list[Path] = (), env: dict[str, str] | None = None, isolate: bool = True):
         self.worktree = worktree
         self.venv = venv
-        self.writable = [p for p in writable]
+        self.writable = list(writable)
+        # Host paths commands need besides the root file system's (they may live under the hidden /tmp).
+        self.readonly = list(readonly) + ([venv] if venv is not None else [])
         self.extra_env = env or {}
         self.bwrap = bwrap_path() if isolate else None
         if isolate and self.bwrap is None:
@@ -87,10 +89,11 @@ class ProcessSandbox:
         argv = [self.bwrap, *_root_binds(), "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
                 "--bind", str(self.worktree), TESTBED, "--chdir", TESTBED, "--die-with-parent",
                 "--new-session"]
+        for path in self.readonly:
+            if not any(path.is_relative_to(w) for w in self.writable):
+                argv += ["--ro-bind", str(path), str(path)]
         for path in self.writable:
             argv += ["--bind", str(path), str(path)]
-        if self.venv is not None and not any(self.venv.is_relative_to(p) for p in self.writable):
-            argv += ["--ro-bind", str(self.venv), str(self.venv)]  # it may live under the hidden /tmp
         if not network:
             argv += ["--unshare-net"]
             if os.geteuid() == 0:
