@@ -14,7 +14,6 @@ setup: $(VENV)/.ready
 demo: setup
 	$(PY) examples/calcpkg.py demo-out/calcpkg
 	$(VENV)/bin/repoforge forge demo-out/calcpkg -o demo-out/forged --timeout 30
-	@echo "instances: $$(pwd)/demo-out/forged/instances.jsonl (report: demo-out/forged/forge_report.json)"
 
 test: setup
 	$(VENV)/bin/python -m pytest -q -ra
