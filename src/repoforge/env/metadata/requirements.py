@@ -1,0 +1,173 @@
+"""Requirement lines (pip's requirements-file syntax) and the project's requirements files."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from .model import Raw, Reader
+
+TEST_RUNNER_PACKAGES = {"pytest", "nose", "nose2"}
+REQ_FILE_TEST_TOKENS = {"test", "tests", "testing", "dev", "develop", "development", "ci"}
+REQ_FILE_RUNTIME_TOKENS = {"base", "prod", "production", "runtime", "install", "main", "common", "core"}
+REQ_FILE_OTHER_TOKENS = {"doc", "docs", "documentation", "lint", "linting", "typing", "mypy", "optional", "extra",
+                         "extras", "style", "format", "release", "benchmark", "benchmarks", "examples"}
+TEST_FOLDERS = ("tests", "test", "ci", ".ci")
+
+COMMENT = re.compile(r"(^|\s)#.*$")
+_OPTION_SPLIT = re.compile(r"\s+-{1,2}[A-Za-z]")
+_URLISH = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^(git|hg|svn|bzr)\+")
+_SELF_PATH = re.compile(r"^\.(?:/)?(?:\[([^\]]*)\])?$")
+
+
+def add_marker(req: str, marker: str) -> str:
+    """req restricted by the environment marker marker (and its own marker, if any)."""
+    marker = marker.strip()
+    if not marker:
+        return req
+    if ";" in req:
+        base, _, existing = req.partition(";")
+        return f"{base.strip()}; ({existing.strip()}) and ({marker})"
+    return f"{req}; {marker}"
+
+
+def _self_extras(match: re.Match) -> list[str]:
+    return [e.strip() for e in (match.group(1) or "").split(",") if e.strip()]
+
+
+def classify_line(line: str) -> tuple[str, Any] | None:
+    """('req', text) | ('include', path) | ('self', [extras]) | ('skip', reason) | None."""
+    line = COMMENT.sub("", line).strip()
+    if not line:
+        return None
+    m = re.match(r"^(?:-r|--requirement)(?:\s*=\s*|\s*)(\S+)$", line)
+    if m:
+        return ("include", m.group(1))
+    m = re.match(r"^(?:-e|--editable)(?:\s*=\s*|\s+)(\S+)", line)
+    if m:
+        sm = _SELF_PATH.match(m.group(1))
+        return ("self", _self_extras(sm)) if sm else ("skip", f"editable requirement {m.group(1)!r}")
+    if line.startswith("-"):
+        return None  # -c, -i, --index-url, --pre, -f, ...
+    line = _OPTION_SPLIT.split(line, maxsplit=1)[0].strip()
+    if "${" in line:
+        return ("skip", f"requirement with an environment variable {line!r}")
+    sm = _SELF_PATH.match(line)
+    if sm:
+        return ("self", _self_extras(sm))
+    if _URLISH.match(line) or re.search(r"\s@\s|^[^;]*@\s*\S+://", line):
+        return ("skip", f"direct reference {line!r}")
+    if line.startswith((".", "/", "~", "file:")) or re.search(r"\.(whl|zip|tar\.gz|tgz|tar\.bz2)$", line):
+        return ("skip", f"local path {line!r}")
+    return ("req", " ".join(line.split()))
+
+
+def join_continuations(text: str) -> list[str]:
+    """The lines of text, with backslash-continued lines joined."""
+    lines: list[str] = []
+    buf = ""
+    for raw in text.splitlines():
+        if raw.rstrip().endswith("\\"):
+            buf += raw.rstrip()[:-1] + " "
+            continue
+        lines.append(buf + raw)
+        buf = ""
+    if buf:
+        lines.append(buf)
+    return lines
+
+
+def req_lines(r: Reader, lines: list[str], base_dir: str, source: str, sink: list[Raw],
+              visited: set[str], test_context: bool) -> None:
+    """Add the requirements of lines to sink, following -r includes relative to base_dir."""
+    for line in lines:
+        kind = classify_line(line)
+        if kind is None:
+            continue
+        what, value = kind
+        if what == "req":
+            sink.append((value, source))
+        elif what == "include":
+            include(r, posixpath.join(base_dir, value), source, sink, visited, test_context)
+        elif what == "self":
+            if test_context:
+                r.self_extras += value
+        elif what == "skip":
+            r.warn(f"{source}: skipped {value}")
+
+
+def include(r: Reader, rel: str, source: str, sink: list[Raw], visited: set[str], test_context: bool) -> None:
+    """Add the requirements of the file rel, which source mentions, to sink."""
+    rel = posixpath.normpath(rel)
+    if rel in visited:
+        return
+    visited.add(rel)
+    text = r.read(rel)
+    if text is None:
+        path = r.root / rel
+        if not rel.startswith("..") and not (path.is_symlink() or path.exists()):
+            r.warn(f"{source}: included requirements file {rel} not found")
+        return
+    req_lines(r, join_continuations(text), posixpath.dirname(rel), rel, sink, visited, test_context)
+
+
+def parse_req_file(r: Reader, rel: str, test_context: bool) -> list[Raw]:
+    sink: list[Raw] = []
+    include(r, rel, rel, sink, set(), test_context)
+    return sink
+
+
+def path_tokens(rel: str) -> set[str]:
+    """The words of a requirements file's path, e.g. {"test"} for requirements/test.txt."""
+    stem = rel.rsplit(".", 1)[0].lower()
+    return {t for t in re.split(r"[^a-z]+", stem) if t} - {"requirements", "requirement", "reqs", "req"}
+
+
+def _candidates(r: Reader) -> list[str]:
+    found: set[str] = set()
+    try:
+        for path in r.root.glob("*.txt"):
+            if "requirements" in path.name.lower() and path.is_file():
+                found.add(path.name)
+        for d in ("requirements", "tests", "test", "ci", ".ci"):
+            folder = r.root / d
+            if not folder.is_dir():
+                continue
+            for path in folder.glob("*.txt"):
+                if path.is_file() and (d == "requirements" or "requirements" in path.name.lower()):
+                    found.add(f"{d}/{path.name}")
+    except OSError as exc:
+        r.warn(f"cannot list requirement files ({exc.__class__.__name__})")
+    return sorted(found)
+
+
+def _lists_test_runner(text: str) -> bool:
+    for line in join_continuations(text):
+        kind = classify_line(line)
+        if kind and kind[0] == "req":
+            try:
+                name = canonicalize_name(Requirement(kind[1]).name)
+            except InvalidRequirement:
+                continue
+            if name in TEST_RUNNER_PACKAGES or name.startswith("pytest"):
+                return True
+    return False
+
+
+def read_requirement_files(r: Reader) -> None:
+    """requirements*.txt files: test ones give test requirements, runtime ones dependencies."""
+    for rel in _candidates(r):
+        text = r.read(rel, record=False)
+        if text is None:
+            continue
+        tokens = path_tokens(rel)
+        folder = rel.split("/", 1)[0] if "/" in rel else ""
+        if folder in TEST_FOLDERS or tokens & REQ_FILE_TEST_TOKENS or _lists_test_runner(text):
+            r.tests += parse_req_file(r, rel, test_context=True)
+        elif rel in ("requirements.txt", "requirements/requirements.txt") or tokens & REQ_FILE_RUNTIME_TOKENS or \
+                (folder == "requirements" and any(t.startswith("prod") for t in tokens)):
+            r.deps += parse_req_file(r, rel, test_context=False)
