@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from repoforge.env.build import Installer, cutoff_date, requirements_for_tests, tooling_floors
 from repoforge.env.index import _fits
@@ -43,7 +42,7 @@ def test_test_requirements_drop_coverage_and_lint_and_add_runner():
 
 def test_repair_moves_only_the_filtered_package():
     spec = EnvSpec(python="3.9", exclude_newer="2019-06-02T00:00:00Z")
-    installer = Installer(sandbox=None, venv=Path("/venv"), spec=spec, log=[])
+    installer = Installer(box=None, spec=spec, log=[])
     assert installer._repair(UV_FILTERED) is True
     assert spec.package_floors == {"atomicwrites": "2022-07-08T18:31:41Z"}
     assert installer._repair(UV_FILTERED) is False  # the same failure again: nothing left to move

@@ -16,9 +16,9 @@ from repoforge.forge import ForgeOptions, forge
 pytestmark = pytest.mark.slow
 
 
-def run_forge(tmp_path: Path, store: Path, source: Path | str, **options) -> tuple[dict, dict, dict]:
+def run_forge(tmp_path: Path, store: Path, source: Path | str, sandbox: str = "process") -> tuple[dict, dict, dict]:
     """(instances by id, report, rejections by instance id or commit)."""
-    opts = ForgeOptions(out=tmp_path / "out", store=store, timeout=15, **options)
+    opts = ForgeOptions(out=tmp_path / "out", store=store, timeout=15, sandbox=sandbox)
     report = forge([str(source)], opts)
     lines = (opts.out / "instances.jsonl").read_text().splitlines()
     instances = {row["instance_id"]: row for row in map(json.loads, lines)}
@@ -101,7 +101,7 @@ def test_rejections_have_reasons(calc_run):
 
 def test_rerun_resumes_without_redoing(calc_run, store):
     repo, instances, report, _ = calc_run
-    opts = ForgeOptions(out=repo.path.parent / "out", store=store, timeout=15)
+    opts = ForgeOptions(out=repo.path.parent / "out", store=store, timeout=15, sandbox="process")
     again = forge([str(repo.path)], opts)
     assert again["counts"] == report["counts"]
     assert again["seconds"]["wall"] < 10  # nothing rebuilt, nothing rerun
@@ -151,7 +151,7 @@ def test_bad_sources_are_reported_and_the_rest_completes(tmp_path, store):
     not_a_repo = tmp_path / "plain"
     not_a_repo.mkdir()
     good = repos.unittest_project(tmp_path / "shapes")
-    opts = ForgeOptions(out=tmp_path / "out", store=store, timeout=15)
+    opts = ForgeOptions(out=tmp_path / "out", store=store, timeout=15, sandbox="process")
     report = forge([str(not_a_repo), "https://127.0.0.1:9/nobody/nothing.git", str(good.path)], opts)
     reasons = [(r["stage"], r["reason"]) for r in report["rejections"] if r["stage"] == "source"]
     assert reasons == [("source", "unusable source")] * 2
@@ -173,7 +173,7 @@ def test_corrupt_object_rejects_only_its_commit(tmp_path, store):
 
 def test_cli_explains_a_path_that_is_not_a_repository(tmp_path):
     cli = Path(sys.executable).parent / "repoforge"
-    proc = subprocess.run([str(cli), "forge", str(tmp_path), "-o", str(tmp_path / "out")],
+    proc = subprocess.run([str(cli), "forge", str(tmp_path), "-o", str(tmp_path / "out"), "--sandbox", "process"],
                           capture_output=True, text=True)
     assert proc.returncode == 1
     assert "not a git repository" in proc.stderr

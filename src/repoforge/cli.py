@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from repoforge import forge as pipeline
+from repoforge.sandbox import get_backend
 
 app = typer.Typer(help="Turn git history into executable, validated SWE task instances.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -22,7 +23,7 @@ Store = Annotated[Optional[Path], typer.Option(help="Where environments and clon
 Mirror = Annotated[Optional[Path], typer.Option("--repo-mirror", help="Look up owner/name as DIR/owner__name before cloning.")]
 Workers = Annotated[int, typer.Option("--workers", "-w", min=1, help="Candidates processed in parallel.")]
 Timeout = Annotated[float, typer.Option(help="Seconds one test run may take before it is killed.")]
-Sandbox = Annotated[str, typer.Option("--sandbox", help="auto | process (docker arrives with its issue).")]
+Sandbox = Annotated[str, typer.Option("--sandbox", help="auto (docker when an engine answers) | process | docker.")]
 
 
 def _options(out: Path, store: Optional[Path], **kwargs) -> pipeline.ForgeOptions:
@@ -32,9 +33,10 @@ def _options(out: Path, store: Optional[Path], **kwargs) -> pipeline.ForgeOption
     return pipeline.ForgeOptions(out=out, **values)
 
 
-def _check_sandbox(sandbox: str) -> None:
-    if sandbox not in ("auto", "process"):
-        raise typer.BadParameter(f"sandbox {sandbox!r} is not available yet; use auto or process", param_hint="--sandbox")
+def _check_sandbox(sandbox: str) -> str:
+    if sandbox not in ("auto", "process", "docker"):
+        raise typer.BadParameter(f"{sandbox!r}: choose auto, process or docker", param_hint="--sandbox")
+    return sandbox
 
 
 @app.command()
@@ -52,9 +54,8 @@ def forge(
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster (arrives with the evaluation issue).")] = None,
 ) -> None:
     """Mine, build and validate: write OUT/instances.jsonl and OUT/forge_report.json."""
-    _check_sandbox(sandbox)
-    opts = _options(out, store, repo_mirror=repo_mirror, max_candidates=max_candidates,
-                    max_commits=max_commits, until=until, workers=workers, timeout=timeout)
+    opts = _options(out, store, repo_mirror=repo_mirror, max_candidates=max_candidates, max_commits=max_commits,
+                    until=until, workers=workers, timeout=timeout, sandbox=_check_sandbox(sandbox))
     report = pipeline.forge(sources, opts)
     _print_report(report)
     if not report["sources"]:
@@ -82,20 +83,23 @@ def mine(
 
 
 @app.command()
-def build(out: Out, workers: Workers = 2, store: Store = None) -> None:
+def build(out: Out, workers: Workers = 2, store: Store = None, sandbox: Sandbox = "auto") -> None:
     """Only build the environments of OUT's candidates: write OUT/builds/<id>.json."""
     opts = _options(out, store, workers=workers)
     candidates = _mined(out)
-    pipeline.run_all(candidates, lambda c: pipeline.build_one(c, opts), opts.workers, "build")
+    backend = get_backend(_check_sandbox(sandbox))
+    pipeline.run_all(candidates, lambda c: pipeline.build_one(c, opts, backend), opts.workers, "build")
     _print_report(pipeline.assemble(opts, time.monotonic()))
 
 
 @app.command()
-def validate(out: Out, workers: Workers = 2, timeout: Timeout = 600, store: Store = None) -> None:
+def validate(out: Out, workers: Workers = 2, timeout: Timeout = 600, store: Store = None,
+             sandbox: Sandbox = "auto") -> None:
     """Validate OUT's built candidates (building what is missing): write instances and report."""
     opts = _options(out, store, workers=workers, timeout=timeout)
     candidates = _mined(out)
-    pipeline.run_all(candidates, lambda c: pipeline.forge_one(c, opts), opts.workers, "validate")
+    backend = get_backend(_check_sandbox(sandbox))
+    pipeline.run_all(candidates, lambda c: pipeline.forge_one(c, opts, backend), opts.workers, "validate")
     _print_report(pipeline.assemble(opts, time.monotonic()))
 
 

@@ -28,6 +28,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from repoforge.env.build import BuildFailed, ensure_env, plan
 from repoforge.git.repo import GitError, checkout, open_source
 from repoforge.mine import mine
+from repoforge.sandbox import SandboxError, get_backend
+from repoforge.sandbox.base import Backend
 from repoforge.schema import BuildAttempt, Candidate, EnvSpec, Rejection, TaskInstance
 from repoforge.validate import validate
 
@@ -45,12 +47,13 @@ class ForgeOptions(BaseModel):
     pre_runs: int = 2
     post_runs: int = 3
     timeout: float = 600
+    sandbox: str = "auto"  # auto | process | docker
 
 
 class BuildRecord(BaseModel):
     instance_id: str
     env: EnvSpec | None = None
-    venv: str | None = None
+    env_ref: str | None = None  # the backend's handle: a venv path, an image
     reused: bool = False
     rejection: Rejection | None = None
     attempts: list[BuildAttempt] = Field(default_factory=list)
@@ -117,7 +120,11 @@ def _repo_path(out: Path, repo: str) -> Path:
     return Path(json.loads((out / "sources.json").read_text())[repo])
 
 
-def build_one(candidate: Candidate, opts: ForgeOptions) -> BuildRecord:
+def _error_reason(exc: Exception) -> str:
+    return "git error" if isinstance(exc, GitError) else "sandbox error"
+
+
+def build_one(candidate: Candidate, opts: ForgeOptions, backend: Backend) -> BuildRecord:
     path = opts.out / "builds" / f"{candidate.instance_id}.json"
     if path.exists():
         return BuildRecord.model_validate_json(path.read_text())
@@ -127,16 +134,16 @@ def build_one(candidate: Candidate, opts: ForgeOptions) -> BuildRecord:
     try:
         repo = _repo_path(opts.out, candidate.repo)
         checkout(repo, candidate.commit, tree)
-        spec, meta = plan(repo, candidate.commit, candidate.created_at, tree)
-        spec, venv, reused = ensure_env(spec, meta, tree, opts.store)
-        record.env, record.venv, record.reused, record.attempts = spec, str(venv), reused, spec.attempts
+        spec, meta = plan(repo, candidate.commit, candidate.created_at, tree, backend)
+        spec, env_ref, reused = ensure_env(spec, meta, tree, opts.store, backend)
+        record.env, record.env_ref, record.reused, record.attempts = spec, env_ref, reused, spec.attempts
     except BuildFailed as exc:
         record.attempts = exc.attempts
         detail = "\n".join(f"[{a.strategy}] {a.error}" for a in exc.attempts)
         record.rejection = Rejection(stage="build", reason=str(exc), detail=detail,
                                      instance_id=candidate.instance_id, commit=candidate.commit)
-    except GitError as exc:
-        record.rejection = Rejection(stage="build", reason="git error", detail=str(exc),
+    except (GitError, SandboxError) as exc:
+        record.rejection = Rejection(stage="build", reason=_error_reason(exc), detail=str(exc),
                                      instance_id=candidate.instance_id, commit=candidate.commit)
     finally:
         shutil.rmtree(tree, ignore_errors=True)
@@ -145,7 +152,7 @@ def build_one(candidate: Candidate, opts: ForgeOptions) -> BuildRecord:
     return record
 
 
-def validate_one(candidate: Candidate, build: BuildRecord, opts: ForgeOptions) -> ResultRecord:
+def validate_one(candidate: Candidate, build: BuildRecord, opts: ForgeOptions, backend: Backend) -> ResultRecord:
     path = opts.out / "results" / f"{candidate.instance_id}.json"
     if path.exists():
         return ResultRecord.model_validate_json(path.read_text())
@@ -155,11 +162,12 @@ def validate_one(candidate: Candidate, build: BuildRecord, opts: ForgeOptions) -
         record.rejection = build.rejection
     else:
         try:
-            outcome, record.flaky = validate(candidate, _repo_path(opts.out, candidate.repo), build.env,
-                                             Path(build.venv), opts.store / "work", opts.pre_runs,
-                                             opts.post_runs, opts.timeout)
-        except GitError as exc:
-            outcome = Rejection(stage="validate", reason="git error", detail=str(exc),
+            sandbox = backend.instance_sandbox(_repo_path(opts.out, candidate.repo), candidate.base_commit,
+                                               build.env_ref, candidate.instance_id, opts.store / "work")
+            outcome, record.flaky = validate(candidate, sandbox, build.env, opts.pre_runs, opts.post_runs,
+                                             opts.timeout)
+        except (GitError, SandboxError) as exc:
+            outcome = Rejection(stage="validate", reason=_error_reason(exc), detail=str(exc),
                                 instance_id=candidate.instance_id, commit=candidate.commit)
         if isinstance(outcome, TaskInstance):
             record.instance = outcome
@@ -170,8 +178,8 @@ def validate_one(candidate: Candidate, build: BuildRecord, opts: ForgeOptions) -
     return record
 
 
-def forge_one(candidate: Candidate, opts: ForgeOptions) -> ResultRecord:
-    return validate_one(candidate, build_one(candidate, opts), opts)
+def forge_one(candidate: Candidate, opts: ForgeOptions, backend: Backend) -> ResultRecord:
+    return validate_one(candidate, build_one(candidate, opts, backend), opts, backend)
 
 
 def run_all(candidates: list[Candidate], work: Callable[[Candidate], BaseModel], workers: int, label: str) -> None:
@@ -249,5 +257,6 @@ def forge(sources: list[str], opts: ForgeOptions) -> dict:
     opts.out.mkdir(parents=True, exist_ok=True)
     candidates = mine_sources(sources, opts)
     console.print(f"{len(candidates)} candidates from {len(sources)} source(s)")
-    run_all(candidates, lambda c: forge_one(c, opts), opts.workers, "forge")
+    backend = get_backend(opts.sandbox)
+    run_all(candidates, lambda c: forge_one(c, opts, backend), opts.workers, f"forge ({backend.name})")
     return assemble(opts, started)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import shlex
 
-from repoforge.git.repo import checkout
 from repoforge.sandbox.base import ExecResult, PatchError, Sandbox
-from repoforge.sandbox.process import ProcessSandbox
 from repoforge.schema import Candidate, EnvSpec, Rejection, TaskInstance, TestStatus
 from repoforge.testrun.command import JUNIT_FILE, render
 from repoforge.testrun.parse import parse_junit
@@ -57,20 +55,18 @@ def _mixed(statuses: list[TestStatus]) -> bool:
     return any(s in PASSING for s in statuses) and any(s in FAILING for s in statuses)
 
 
-def validate(candidate: Candidate, repo: Path, spec: EnvSpec, venv: Path, work: Path,
-             pre_runs: int = 2, post_runs: int = 3, timeout: float = 600) -> tuple[TaskInstance | Rejection, list[str]]:
-    """The instance (or why not) and the flaky tests left out."""
+def validate(candidate: Candidate, sandbox: Sandbox, spec: EnvSpec, pre_runs: int = 2, post_runs: int = 3,
+             timeout: float = 600) -> tuple[TaskInstance | Rejection, list[str]]:
+    """The instance (or why not) and the flaky tests left out; `sandbox` holds the base commit and is closed."""
     reject = lambda reason, detail="": Rejection(stage="validate", reason=reason, detail=detail,
                                                  instance_id=candidate.instance_id, commit=candidate.commit)
-    worktree = work / candidate.instance_id
-    checkout(repo, candidate.base_commit, worktree)
-    sandbox = ProcessSandbox(worktree, venv=venv)
     try:
         try:
             sandbox.apply_patch(candidate.test_patch)
         except PatchError as exc:
             return reject("test_patch does not apply", str(exc)), []
-        files = [f for f in candidate.test_files if (worktree / f).is_file()]
+        # A test_patch may delete test modules; only the ones left can run.
+        files = [f for f in candidate.test_files if sandbox.exec(f"test -f {shlex.quote(f)}").exit_code == 0]
         if not files:
             return reject("no test module to run"), []
         pre = [run_tests(sandbox, spec, files, timeout)[0] for _ in range(pre_runs)]

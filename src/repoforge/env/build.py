@@ -13,9 +13,6 @@ import hashlib
 import json
 import re
 import shlex
-import shutil
-import subprocess
-import sys
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -26,9 +23,9 @@ from packaging.utils import canonicalize_name
 
 from repoforge.env import index
 from repoforge.env.metadata import ProjectMetadata, read_metadata
-from repoforge.env.python import PYTHON_RELEASES, available_pythons, choose_python
-from repoforge.sandbox.base import TESTBED
-from repoforge.sandbox.process import ProcessSandbox
+from repoforge.env.python import PYTHON_RELEASES, choose_python
+from repoforge.git.repo import commit_date_of_last_change
+from repoforge.sandbox.base import TESTBED, Backend, BuildBox
 from repoforge.schema import BuildAttempt, EnvSpec, InstallStep
 from repoforge.testrun.command import test_command
 
@@ -52,17 +49,6 @@ class BuildFailed(RuntimeError):
     def __init__(self, reason: str, attempts: list[BuildAttempt]):
         super().__init__(reason)
         self.attempts = attempts
-
-
-def uv_binary() -> str:
-    """The uv installed beside this interpreter, else the one on PATH."""
-    beside = Path(sys.executable).parent / "uv"
-    return str(beside) if beside.exists() else shutil.which("uv") or "uv"
-
-
-def uv_cache_dir() -> Path:
-    proc = subprocess.run([uv_binary(), "cache", "dir"], capture_output=True, text=True)
-    return Path(proc.stdout.strip() or Path.home() / ".cache" / "uv")
 
 
 # --- planning ---------------------------------------------------------------------------------
@@ -120,17 +106,20 @@ def tooling_floors(python: str, cutoff: str) -> dict[str, str]:
 # --- installing -------------------------------------------------------------------------------
 
 class Installer:
-    """Runs uv inside the build sandbox, repairing cutoffs from the failures it reads."""
+    """Runs uv inside the build box, repairing cutoffs from the failures it reads."""
 
-    def __init__(self, sandbox: ProcessSandbox, venv: Path, spec: EnvSpec, log: list[str]):
-        self.sandbox, self.venv, self.spec, self.log = sandbox, venv, spec, log
+    def __init__(self, box: BuildBox, spec: EnvSpec, log: list[str]):
+        self.box, self.spec, self.log = box, spec, log
+
+    def run(self, command: str, timeout: float = 120):
+        return self.box.sandbox.exec(command, timeout=timeout, network=True)
 
     def uv_install(self, name: str, args: list[str], dated: bool = True) -> None:
         for _ in range(MAX_REPAIRS):
-            argv = [uv_binary(), "pip", "install", "--python", f"{self.venv}/bin/python", *args]
+            argv = [self.box.uv, "pip", "install", "--python", f"{self.box.venv}/bin/python", *args]
             if dated:
                 argv[3:3] = self._cutoff_args()
-            result = self.sandbox.exec(_shell(argv), timeout=INSTALL_TIMEOUT, network=True)
+            result = self.run(_shell(argv), timeout=INSTALL_TIMEOUT)
             self.log.append(f"$ {_shell(argv)}\n{result.output}")
             if result.exit_code == 0:
                 self.spec.install_steps.append(InstallStep(name=name, argv=argv))
@@ -200,9 +189,10 @@ for site in sys.path:
 """
 
 
-def declared_requirements(sandbox: ProcessSandbox, venv: Path, python: str, extras: list[str]) -> list[str]:
-    """Requires-Dist of the project installed editable, evaluated for `python` and `extras`."""
-    result = sandbox.exec(f"{venv}/bin/python -c {_shell([_READ_REQUIRES])}", timeout=60)
+def declared_requirements(inst: Installer, extras: list[str]) -> list[str]:
+    """Requires-Dist of the project installed editable, evaluated for the venv's Python and `extras`."""
+    result = inst.run(f"{inst.box.venv}/bin/python -c {_shell([_READ_REQUIRES])}")
+    python = inst.spec.python
     environment = default_environment() | {"python_version": python, "python_full_version": f"{python}.0"}
     kept = []
     for req in _names(result.output.splitlines()):
@@ -226,7 +216,7 @@ def strategy_compat(inst: Installer, meta: ProjectMetadata) -> None:
     """For builds old setuptools cannot do: the project alone with a current backend, then its deps."""
     inst.uv_install("project (compat editable)",
                     ["--no-deps", "-e", TESTBED, "--config-settings", "editable_mode=compat"], dated=False)
-    requires = declared_requirements(inst.sandbox, inst.venv, inst.spec.python, meta.test_extras)
+    requires = declared_requirements(inst, meta.test_extras)
     inst.uv_install("dependencies and tests", [*requires, *requirements_for_tests(meta)])
 
 
@@ -234,10 +224,12 @@ def strategy_path(inst: Installer, meta: ProjectMetadata) -> None:
     """No install of the project: its declared dependencies, and the checkout on sys.path."""
     extras = [r for e in meta.test_extras for r in meta.extras.get(e, [])]
     inst.uv_install("dependencies and tests", [*meta.dependencies, *extras, *requirements_for_tests(meta)])
-    entries = [TESTBED] + ([f"{TESTBED}/src"] if (inst.sandbox.worktree / "src").is_dir() else [])
-    site = inst.sandbox.exec(f"{inst.venv}/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])'")
-    Path(site.output.strip().splitlines()[-1], "_repoforge_testbed.pth").write_text("\n".join(entries) + "\n")
-    inst.spec.install_steps.append(InstallStep(name="checkout on sys.path", argv=["pth", *entries]))
+    write_pth = (f"cd {TESTBED} && site=$({inst.box.venv}/bin/python -c 'import sysconfig; "
+                 f"print(sysconfig.get_paths()[\"purelib\"])') && {{ echo {TESTBED}; "
+                 f"if [ -d src ]; then echo {TESTBED}/src; fi; }} > $site/_repoforge_testbed.pth")
+    if inst.run(write_pth).exit_code != 0:
+        raise InstallError("cannot write the path entry for the checkout")
+    inst.spec.install_steps.append(InstallStep(name="checkout on sys.path", argv=["sh", "-c", write_pth]))
 
 
 STRATEGIES = [("editable", strategy_editable), ("compat-editable", strategy_compat), ("checkout-on-path", strategy_path)]
@@ -245,12 +237,10 @@ STRATEGIES = [("editable", strategy_editable), ("compat-editable", strategy_comp
 
 # --- the entry point --------------------------------------------------------------------------
 
-def plan(repo: Path, commit: str, commit_date: str, worktree: Path) -> tuple[EnvSpec, ProjectMetadata]:
+def plan(repo: Path, commit: str, commit_date: str, worktree: Path, backend: Backend) -> tuple[EnvSpec, ProjectMetadata]:
     """Read the checkout at `worktree` (of `commit`) and decide python, cutoff and fingerprint."""
-    from repoforge.git.repo import commit_date_of_last_change
-
     meta = read_metadata(worktree)
-    available = available_pythons()
+    available = backend.pythons()
     python = choose_python(meta, commit_date, available)
     if python is None:
         wanted = meta.requires_python or ", ".join(meta.classifier_pythons) or "unknown"
@@ -262,44 +252,43 @@ def plan(repo: Path, commit: str, commit_date: str, worktree: Path) -> tuple[Env
     return spec, meta
 
 
-def ensure_env(spec: EnvSpec, meta: ProjectMetadata, worktree: Path, store: Path) -> tuple[EnvSpec, Path, bool]:
-    """The built environment for spec's fingerprint: (final spec, venv path, reused?)."""
-    env_dir = store / "envs" / spec.fingerprint
+def ensure_env(spec: EnvSpec, meta: ProjectMetadata, worktree: Path, store: Path,
+               backend: Backend) -> tuple[EnvSpec, str, bool]:
+    """The built environment for spec's fingerprint: (final spec, environment reference, reused?)."""
+    env_dir = store / "envs" / backend.name / spec.fingerprint
     env_dir.mkdir(parents=True, exist_ok=True)
     with open(env_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one builder per fingerprint; the others wait and reuse
-        done = env_dir / "spec.json"
-        if done.exists():
-            return EnvSpec.model_validate_json(done.read_text()), env_dir / "venv", True
+        done, ref = env_dir / "spec.json", env_dir / "ref"
+        if done.exists() and backend.env_exists(ref.read_text()):
+            return EnvSpec.model_validate_json(done.read_text()), ref.read_text(), True
         failed = env_dir / "failed.json"
         if failed.exists():
             record = json.loads(failed.read_text())
             raise BuildFailed(record["reason"], [BuildAttempt(**a) for a in record["attempts"]])
-        spec = _build(spec, meta, worktree, env_dir)
+        box = backend.build_box(worktree, env_dir, spec.python)
+        try:
+            spec = _build(spec, meta, box, env_dir)
+            ref.write_text(box.keep())
+        finally:
+            box.close()
         done.write_text(spec.model_dump_json(indent=2))
-        return spec, env_dir / "venv", False
+        return spec, ref.read_text(), False
 
 
-def _build(spec: EnvSpec, meta: ProjectMetadata, worktree: Path, env_dir: Path) -> EnvSpec:
-    venv = env_dir / "venv"
-    cache = uv_cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    sandbox = ProcessSandbox(worktree, venv=venv, writable=[env_dir, cache], readonly=[Path(uv_binary())],
-                             env={"UV_CACHE_DIR": str(cache), "SETUPTOOLS_SCM_PRETEND_VERSION": "0.0.0"})
+def _build(spec: EnvSpec, meta: ProjectMetadata, box: BuildBox, env_dir: Path) -> EnvSpec:
     attempts: list[BuildAttempt] = []
-    interpreter = available_pythons()[spec.python]
     for name, strategy in STRATEGIES:
         start = time.monotonic()
         trial = spec.model_copy(deep=True)
         log: list[str] = []
+        installer = Installer(box, trial, log)
         try:
-            shutil.rmtree(venv, ignore_errors=True)
-            created = subprocess.run([uv_binary(), "venv", "-q", "--python", interpreter, str(venv)],
-                                     capture_output=True, text=True)
-            if created.returncode != 0:
-                raise InstallError(created.stderr)
-            strategy(Installer(sandbox, venv, trial, log), meta)
-            check = sandbox.exec(f"{venv}/bin/python -m pytest --version", timeout=120)
+            created = installer.run(f"rm -rf {box.venv} && {box.uv} venv -q --python {box.python} {box.venv}")
+            if created.exit_code != 0:
+                raise InstallError(created.output)
+            strategy(installer, meta)
+            check = installer.run(f"{box.venv}/bin/python -m pytest --version")
             if check.exit_code != 0:
                 raise InstallError("pytest does not start:\n" + _tail(check.output))
         except InstallError as exc:
@@ -308,16 +297,11 @@ def _build(spec: EnvSpec, meta: ProjectMetadata, worktree: Path, env_dir: Path) 
             continue
         attempts.append(BuildAttempt(strategy=name, ok=True, seconds=time.monotonic() - start))
         (env_dir / f"build-{name}.log").write_text("\n".join(log))
-        _prune(venv)
+        # Bytecode caches are rebuilt on demand; they only cost disk.
+        installer.run(f"find {box.venv} -name __pycache__ -prune -exec rm -rf {{}} +")
         trial.strategy, trial.attempts = name, attempts
         return trial
-    shutil.rmtree(venv, ignore_errors=True)
+    installer.run(f"rm -rf {box.venv}")
     reason = "install failed"
     (env_dir / "failed.json").write_text(json.dumps({"reason": reason, "attempts": [a.model_dump() for a in attempts]}))
     raise BuildFailed(reason, attempts)
-
-
-def _prune(venv: Path) -> None:
-    """Bytecode caches are rebuilt on demand; they only cost disk."""
-    for cache in venv.rglob("__pycache__"):
-        shutil.rmtree(cache, ignore_errors=True)

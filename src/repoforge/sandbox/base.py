@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 TESTBED = "/testbed"  # where the repository appears inside a sandbox (SWE-bench's convention)
+# A checkout without tags gives scm-versioned projects no version to build with.
+BUILD_ENV = {"SETUPTOOLS_SCM_PRETEND_VERSION": "0.0.0"}
 
 
 @dataclass(frozen=True)
@@ -38,3 +41,36 @@ class Sandbox(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class BuildBox(Protocol):
+    """A sandbox with the network on, in which one environment is installed and then kept."""
+
+    sandbox: Sandbox
+    venv: str  # the environment's path, as commands inside see it
+    uv: str  # the uv binary, likewise
+    python: str  # the interpreter to create the venv from, likewise
+
+    def keep(self) -> str:
+        """Freeze the installed environment; return the reference sandboxes start from."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    """How environments are built and sandboxes started: processes on the host, or Docker."""
+
+    name: str
+
+    def pythons(self) -> dict[str, str]:
+        """major.minor -> interpreter path, for every Python this backend can build with."""
+        ...
+
+    def build_box(self, worktree: Path, env_dir: Path, python: str) -> BuildBox: ...
+
+    def env_exists(self, env_ref: str) -> bool: ...
+
+    def instance_sandbox(self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path) -> Sandbox:
+        """A sandbox with the repository at `commit` and the environment `env_ref` active."""
+        ...

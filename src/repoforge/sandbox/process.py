@@ -13,12 +13,14 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
 
-from repoforge.git.repo import GitError, apply_patch, git
-from repoforge.sandbox.base import TESTBED, ExecResult, PatchError
+from repoforge.env.python import available_pythons
+from repoforge.git.repo import GitError, apply_patch, checkout, git
+from repoforge.sandbox.base import BUILD_ENV, TESTBED, ExecResult, PatchError
 
 _OFFLINE_ROUTES = "ip link set lo up 2>/dev/null; ip route add default dev lo 2>/dev/null; "
 _SKIP_ROOT_ENTRIES = {"proc", "dev", "tmp", "testbed", "lost+found"}
@@ -142,3 +144,49 @@ class ProcessSandbox:
 
     def close(self) -> None:
         shutil.rmtree(self.worktree, ignore_errors=True)
+
+
+def uv_binary() -> str:
+    """The uv installed beside this interpreter, else the one on PATH."""
+    beside = Path(sys.executable).parent / "uv"
+    return str(beside) if beside.exists() else shutil.which("uv") or "uv"
+
+
+def uv_cache_dir() -> Path:
+    proc = subprocess.run([uv_binary(), "cache", "dir"], capture_output=True, text=True)
+    return Path(proc.stdout.strip() or Path.home() / ".cache" / "uv")
+
+
+class ProcessBuildBox:
+    """The venv lives in the environment's folder on the host; uv's cache is the user's."""
+
+    def __init__(self, worktree: Path, env_dir: Path, python: str):
+        cache = uv_cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        self.venv, self.uv, self.python = str(env_dir / "venv"), uv_binary(), python
+        self.sandbox = ProcessSandbox(worktree, venv=env_dir / "venv", writable=[env_dir, cache],
+                                      readonly=[Path(self.uv)], env={"UV_CACHE_DIR": str(cache), **BUILD_ENV})
+
+    def keep(self) -> str:
+        return self.venv
+
+    def close(self) -> None:
+        pass  # the checkout belongs to the caller
+
+
+class ProcessBackend:
+    name = "process"
+
+    def pythons(self) -> dict[str, str]:
+        return available_pythons()
+
+    def build_box(self, worktree: Path, env_dir: Path, python: str) -> ProcessBuildBox:
+        return ProcessBuildBox(worktree, env_dir, self.pythons()[python])
+
+    def env_exists(self, env_ref: str) -> bool:
+        return (Path(env_ref) / "bin" / "python").exists()
+
+    def instance_sandbox(self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path) -> ProcessSandbox:
+        worktree = work / f"{instance_id}-{os.getpid()}"
+        checkout(repo, commit, worktree)
+        return ProcessSandbox(worktree, venv=Path(env_ref))
