@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from repoforge import forge as pipeline
+from repoforge import store
 from repoforge.sandbox import get_backend
 
 app = typer.Typer(help="Turn git history into executable, validated SWE task instances.",
@@ -101,6 +103,42 @@ def validate(out: Out, workers: Workers = 2, timeout: Timeout = 600, store: Stor
     backend = get_backend(_check_sandbox(sandbox))
     pipeline.run_all(candidates, lambda c: pipeline.forge_one(c, opts, backend), opts.workers, "validate")
     _print_report(pipeline.assemble(opts, time.monotonic()))
+
+
+store_app = typer.Typer(help="Docker images of environments and instances: disk usage and pruning.",
+                        no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("du")
+def store_du(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
+    """Bytes per environment and per instance: apparent (as `docker images` adds up) and unique."""
+    usage = _store_call(store.disk_usage)
+    if as_json:
+        print(usage.model_dump_json(indent=2))
+    else:
+        console.print(store.format_usage(usage))
+
+
+@store_app.command("prune")
+def store_prune(
+    dataset: Annotated[Optional[Path], typer.Option(help="Keep only the instance images of this instances.jsonl.")] = None,
+) -> None:
+    """Remove crashed runs' containers, and images no kept instance needs."""
+    keep = None
+    if dataset is not None:
+        keep = {json.loads(line)["instance_id"] for line in dataset.read_text().splitlines() if line.strip()}
+    result = _store_call(lambda: store.prune(keep))
+    console.print(f"removed {len(result.containers)} containers and {len(result.images)} images, "
+                  f"freed {store.human(result.freed_bytes)}")
+
+
+def _store_call(function):
+    try:
+        return function()
+    except store.StoreError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1)
 
 
 def _mined(out: Path) -> list:

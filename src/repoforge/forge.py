@@ -173,6 +173,7 @@ def validate_one(candidate: Candidate, build: BuildRecord, opts: ForgeOptions, b
             record.instance = outcome
         else:
             record.rejection = outcome
+            backend.discard_instance(candidate.instance_id)
     record.seconds = time.monotonic() - start
     write_atomic(path, record.model_dump_json(indent=2))
     return record

@@ -74,3 +74,7 @@ class Backend(Protocol):
     def instance_sandbox(self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path) -> Sandbox:
         """A sandbox with the repository at `commit` and the environment `env_ref` active."""
         ...
+
+    def discard_instance(self, instance_id: str) -> None:
+        """Drop what instance_sandbox kept for an instance that was not validated."""
+        ...

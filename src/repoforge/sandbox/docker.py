@@ -31,8 +31,10 @@ from repoforge.sandbox import SandboxError
 from repoforge.sandbox.base import BUILD_ENV, TESTBED, ExecResult, PatchError
 from repoforge.sandbox.process import uv_binary, uv_cache_dir
 
-# Debian suites and the python3 each ships: the interpreters this backend can offer.
+# Debian suites and the python3 each ships: the interpreters this backend can offer. Before 3.12
+# Debian splits distutils out of the standard library, and uv needs it for older Pythons.
 SUITES = {"3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}
+SUITE_PACKAGES = {"bullseye": ["python3-distutils"], "bookworm": ["python3-distutils"], "trixie": []}
 BASE_PACKAGES = ["python3", "git", "iproute2", "patch"]
 SLIM = ["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian",
         "var/lib/apt/lists", "var/cache/apt", "var/cache/debconf", "var/log"]
@@ -64,6 +66,10 @@ def engine_answers() -> bool:
 
 def image_exists(ref: str) -> bool:
     return docker("image", "inspect", ref, check=False).returncode == 0
+
+
+def image_id(ref: str) -> str:
+    return docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.decode().strip()
 
 
 def owner_labels(kind: str) -> list[str]:
@@ -98,8 +104,12 @@ class _Locked:
 # --- images -------------------------------------------------------------------------------------
 
 def base_ref(python: str) -> str:
-    recipe = f"{SUITES[python]} {' '.join(BASE_PACKAGES)} {' '.join(SLIM)}"
+    recipe = f"{SUITES[python]} {' '.join(_packages(SUITES[python]))} {' '.join(SLIM)}"
     return f"repoforge-base:{SUITES[python]}-{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
+
+
+def _packages(suite: str) -> list[str]:
+    return BASE_PACKAGES + SUITE_PACKAGES[suite]
 
 
 def ensure_base(python: str) -> str:
@@ -115,7 +125,7 @@ def _build_base(suite: str, ref: str) -> None:
         raise SandboxError("building a base image needs debootstrap (apt-get install debootstrap)")
     mirror = os.environ.get("REPOFORGE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
     with tempfile.TemporaryDirectory(prefix="repoforge-rootfs-") as root:
-        proc = subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
+        proc = subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(_packages(suite))}",
                                suite, root, mirror], capture_output=True, text=True)
         if proc.returncode != 0:
             raise SandboxError(f"debootstrap {suite} failed: {proc.stdout[-1500:]}{proc.stderr[-1500:]}")
@@ -239,13 +249,14 @@ class DockerBuildBox:
         self.sandbox = DockerSandbox(base, network=True, mounts=mounts, env=env, kind="build")
 
     def keep(self) -> str:
-        ref = f"repoforge-env:{self.fingerprint}"
+        """Commit the environment; its image id names it, since a rebuild reuses the tag."""
         self.sandbox.exec("rm -rf /tmp/* /root/.cache", timeout=60)
-        docker("commit", "--change", "LABEL repoforge.kind=env", "--change", f"LABEL repoforge.parent={self.base}",
-               "--change", f"LABEL repoforge.fingerprint={self.fingerprint}",
-               "--change", "LABEL repoforge.pid= repoforge.host=", "--change", f"ENV VIRTUAL_ENV={VENV}",
-               self.sandbox.container, ref)
-        return ref
+        committed = docker("commit", "--change", "LABEL repoforge.kind=env",
+                           "--change", f"LABEL repoforge.parent={image_id(self.base)}",
+                           "--change", f"LABEL repoforge.fingerprint={self.fingerprint}",
+                           "--change", "LABEL repoforge.pid= repoforge.host=", "--change", f"ENV VIRTUAL_ENV={VENV}",
+                           self.sandbox.container, f"repoforge-env:{self.fingerprint}")
+        return committed.stdout.decode().strip()
 
     def close(self) -> None:
         self.sandbox.close()
@@ -274,3 +285,6 @@ class DockerBackend:
     def instance_sandbox(self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path) -> DockerSandbox:
         image = ensure_instance(repo, commit, env_ref, instance_id)
         return DockerSandbox(image, network=False, limits=self.limits)
+
+    def discard_instance(self, instance_id: str) -> None:
+        docker("rmi", instance_ref(instance_id), check=False)

@@ -190,3 +190,6 @@ class ProcessBackend:
         worktree = work / f"{instance_id}-{os.getpid()}"
         checkout(repo, commit, worktree)
         return ProcessSandbox(worktree, venv=Path(env_ref))
+
+    def discard_instance(self, instance_id: str) -> None:
+        pass  # the checkout went with its sandbox
