@@ -34,10 +34,10 @@ def shas(repo) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def calc_run(tmp_path_factory, store):
+def calc_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("calc")
     repo = calcpkg.build(tmp / "calcpkg")
-    return repo, *run_forge(tmp, store, repo.path)
+    return repo, *run_forge(tmp, tmp / "store", repo.path)  # its own store: it counts builds
 
 
 def test_bug_fix_commit_becomes_instance(calc_run):
@@ -99,9 +99,9 @@ def test_rejections_have_reasons(calc_run):
     }
 
 
-def test_rerun_resumes_without_redoing(calc_run, store):
+def test_rerun_resumes_without_redoing(calc_run):
     repo, instances, report, _ = calc_run
-    opts = ForgeOptions(out=repo.path.parent / "out", store=store, timeout=15, sandbox="process")
+    opts = ForgeOptions(out=repo.path.parent / "out", store=repo.path.parent / "store", timeout=15, sandbox="process")
     again = forge([str(repo.path)], opts)
     assert again["counts"] == report["counts"]
     assert again["seconds"]["wall"] < 10  # nothing rebuilt, nothing rerun
