@@ -16,13 +16,16 @@ import tempfile
 from pathlib import Path
 
 from repoforge.forge import ForgeOptions, forge
+from repoforge.sandbox.docker import instance_ref
 from repoforge.store import disk_usage
 
 
 def closure(usage, instance_ids: set[str]) -> list:
     """The instance images of `instance_ids` and every image under them."""
-    by_ref = {image.ref: image for image in usage.images}
-    wanted = [i for i in usage.images if i.kind == "instance" and i.instance_id in instance_ids]
+    by_ref = {name: image for image in usage.images for name in (image.ref, image.id)}
+    # By tag: an older image of the same instance (rebuilt since) is no longer what it uses.
+    refs = {instance_ref(i) for i in instance_ids}
+    wanted = [i for i in usage.images if i.ref in refs]
     seen = {i.ref for i in wanted}
     frontier = list(wanted)
     while frontier:

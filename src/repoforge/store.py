@@ -26,6 +26,7 @@ class StoreError(RuntimeError):
 
 class ImageUsage(BaseModel):
     ref: str
+    id: str  # parents may be named by id
     kind: str
     parent: str | None
     instance_id: str | None
@@ -110,7 +111,7 @@ def _images(docker: str, labels: dict[str, str] | None) -> list[_Image]:
             parent = None
         size = int(item["Size"])
         usage = ImageUsage(
-            ref=tags[0] if tags else item["Id"].removeprefix("sha256:")[:12],
+            ref=tags[0] if tags else item["Id"].removeprefix("sha256:")[:12], id=item["Id"],
             kind=found["repoforge.kind"], parent=parent_ref,
             instance_id=found.get("repoforge.instance_id") or None,
             fingerprint=found.get("repoforge.fingerprint") or None,

@@ -13,11 +13,11 @@ class SandboxError(RuntimeError):
 
 @functools.cache
 def get_backend(name: str = "auto") -> Backend:
-    """process, docker, or auto: docker when an engine answers, else process."""
-    from repoforge.sandbox.docker import DockerBackend, engine_answers
+    """process, docker, or auto: docker when an engine answers and base images can be built, else process."""
+    from repoforge.sandbox.docker import DockerBackend, can_build_bases, engine_answers
     from repoforge.sandbox.process import ProcessBackend
 
-    if name == "docker" or (name == "auto" and engine_answers()):
+    if name == "docker" or (name == "auto" and engine_answers() and can_build_bases()):
         return DockerBackend()
     if name in ("auto", "process"):
         return ProcessBackend()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -36,6 +37,9 @@ from repoforge.sandbox.process import uv_binary, uv_cache_dir
 SUITES = {"3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}
 SUITE_PACKAGES = {"bullseye": ["python3-distutils"], "bookworm": ["python3-distutils"], "trixie": []}
 BASE_PACKAGES = ["python3", "git", "iproute2", "patch"]
+# git pulls in the full perl (about 45 MB) for commands no test harness uses (add -i, send-email,
+# svn); perl-base, which dpkg itself needs, stays.
+SLIM_PACKAGES = re.compile(r"perl|perl-modules-[\d.]+|libperl5[\d.]+|liberror-perl")
 SLIM = ["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian",
         "var/lib/apt/lists", "var/cache/apt", "var/cache/debconf", "var/log"]
 VENV = "/opt/venv"
@@ -104,7 +108,7 @@ class _Locked:
 # --- images -------------------------------------------------------------------------------------
 
 def base_ref(python: str) -> str:
-    recipe = f"{SUITES[python]} {' '.join(_packages(SUITES[python]))} {' '.join(SLIM)}"
+    recipe = f"{SUITES[python]} {' '.join(_packages(SUITES[python]))} {' '.join(SLIM)} {SLIM_PACKAGES.pattern}"
     return f"repoforge-base:{SUITES[python]}-{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
 
 
@@ -120,15 +124,20 @@ def ensure_base(python: str) -> str:
     return ref
 
 
+def can_build_bases() -> bool:
+    return shutil.which("debootstrap") is not None and os.geteuid() == 0
+
+
 def _build_base(suite: str, ref: str) -> None:
-    if shutil.which("debootstrap") is None:
-        raise SandboxError("building a base image needs debootstrap (apt-get install debootstrap)")
+    if not can_build_bases():
+        raise SandboxError("building a base image needs root and debootstrap (apt-get install debootstrap)")
     mirror = os.environ.get("REPOFORGE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
     with tempfile.TemporaryDirectory(prefix="repoforge-rootfs-") as root:
         proc = subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(_packages(suite))}",
                                suite, root, mirror], capture_output=True, text=True)
         if proc.returncode != 0:
             raise SandboxError(f"debootstrap {suite} failed: {proc.stdout[-1500:]}{proc.stderr[-1500:]}")
+        _purge_packages(root)
         for folder in SLIM:
             shutil.rmtree(Path(root, folder), ignore_errors=True)
             Path(root, folder).mkdir(parents=True, exist_ok=True)
@@ -140,6 +149,13 @@ def _build_base(suite: str, ref: str) -> None:
         tar.wait()
         if imported.returncode != 0:
             raise SandboxError(f"docker import failed: {imported.stderr.decode(errors='replace')}")
+
+
+def _purge_packages(root: str) -> None:
+    listed = subprocess.run(["chroot", root, "dpkg-query", "-W", "-f", "${Package}\n"], capture_output=True, text=True)
+    drop = [name for name in listed.stdout.split() if SLIM_PACKAGES.fullmatch(name)]
+    if drop:
+        subprocess.run(["chroot", root, "dpkg", "--purge", "--force-depends", *drop], capture_output=True)
 
 
 def instance_ref(instance_id: str) -> str:
