@@ -8,6 +8,7 @@ from repoforge.env.index import _fits
 from repoforge.env.metadata import ProjectMetadata
 from repoforge.env.python import choose_python
 from repoforge.schema import EnvSpec
+from repoforge.testrun import command
 
 AVAILABLE = {v: f"/usr/bin/python{v}" for v in ("3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13")}
 
@@ -72,3 +73,28 @@ def test_python_choice():
     assert choose_python(ProjectMetadata(), "2012-01-01T00:00:00Z", AVAILABLE) == "3.6"
     # Python 2 only: nothing here runs it.
     assert choose_python(ProjectMetadata(classifier_pythons=["2.6", "2.7"]), "2014-01-01", AVAILABLE) is None
+
+
+# uv's words when a per-package cutoff (a tooling floor) is itself too early for a build requirement.
+UV_FILTERED_BY_FLOOR = """\
+error: Failed to download and build `pycrypto==2.6.1`
+  cause: Failed to resolve requirements from `setup.py` build
+  cause: No solution found when resolving: `setuptools>=40.8.0`
+  cause: Because only setuptools<=32.2.0 is available and you require setuptools>=40.8.0, we can conclude that your requirements are unsatisfiable.
+
+hint: `setuptools` was filtered by `exclude-newer-package` to only include packages uploaded before 2016-12-23T00:00:00Z. The latest version satisfying the requirement is v84.2.1, published at 2026-10-20T19:01:35.678Z. Consider removing the setting or updating it to a later date.
+"""
+
+
+def test_repair_moves_a_floor_that_is_too_early():
+    spec = EnvSpec(python="3.6", exclude_newer="2016-10-01T00:00:00Z",
+                   package_floors={"setuptools": "2016-12-23T00:00:00Z"})
+    assert Installer(box=None, spec=spec, log=[])._repair(UV_FILTERED_BY_FLOOR) is True
+    assert spec.package_floors == {"setuptools": "2026-10-20T19:01:36Z"}
+
+
+def test_old_pytest_gets_only_options_it_knows():
+    assert "--continue-on-collection-errors" in command.test_command("pytest", "3.0")
+    assert "-o addopts=" in command.test_command("pytest", "8.3")
+    old = command.test_command("pytest", "2.9")
+    assert "-o " not in old and "--continue-on-collection-errors" not in old and "--junitxml={junit}" in old

@@ -144,7 +144,7 @@ class Installer:
     def _repair(self, output: str) -> bool:
         """Move one package's cutoff to fit the failure; False when nothing fits."""
         for name, published in re.findall(
-            r"`([\w.\-]+)` was filtered by `exclude-newer`.*?published at (\S+?)\.?\s", output, re.S
+            r"`([\w.\-]+)` was filtered by `exclude-newer(?:-package)?`.*?published at (\S+?)\.?\s", output, re.S
         ):
             if self._floor(name, _after(published)):
                 return True
@@ -248,7 +248,6 @@ def plan(repo: Path, commit: str, commit_date: str, worktree: Path, backend: Bac
     cutoff = cutoff_date(commit_date, commit_date_of_last_change(repo, commit, meta.manifest_files))
     spec = EnvSpec(python=python, exclude_newer=cutoff, package_floors=tooling_floors(python, cutoff))
     spec.fingerprint = fingerprint(python, cutoff, worktree, meta)
-    spec.test_command = test_command(spec.test_runner)
     return spec, meta
 
 
@@ -289,8 +288,10 @@ def _build(spec: EnvSpec, meta: ProjectMetadata, box: BuildBox, env_dir: Path) -
                 raise InstallError(created.output)
             strategy(installer, meta)
             check = installer.run(f"{box.venv}/bin/python -m pytest --version")
-            if check.exit_code != 0:
+            version = re.search(r"pytest(?: version)? (\d+\.\d+)", check.output)
+            if check.exit_code != 0 or not version:
                 raise InstallError("pytest does not start:\n" + _tail(check.output))
+            trial.test_command = test_command(trial.test_runner, version.group(1))
         except InstallError as exc:
             attempts.append(BuildAttempt(strategy=name, ok=False, seconds=time.monotonic() - start, error=str(exc)))
             (env_dir / f"build-{name}.log").write_text("\n".join(log))

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import shlex
 
+from packaging.version import Version
+
 JUNIT_FILE = ".repoforge-junit.xml"  # written in the repository root, read and removed after the run
 
 # addopts is cleared because projects put coverage and plugin flags there whose plugins we do not
-# install; collection errors in one file must not hide the results of the others.
-PYTEST = ("python -m pytest -p no:cacheprovider -o addopts= -rA --tb=short "
-          "--continue-on-collection-errors --junitxml={junit} {files}")
+# install; collection errors in one file must not hide the results of the others. Both options
+# arrived with pytest 3.0; older runners get neither.
+PYTEST = "python -m pytest -p no:cacheprovider -rA --tb=short {modern}--junitxml={{junit}} {{files}}"
+PYTEST_3 = "-o addopts= --continue-on-collection-errors "
 
 
-def test_command(runner: str) -> str:
-    """A template with {files} and {junit} placeholders."""
+def test_command(runner: str, runner_version: str) -> str:
+    """A template with {files} and {junit} placeholders, for the runner's major.minor version."""
     if runner != "pytest":
         raise ValueError(f"unknown test runner {runner!r}")
-    return PYTEST
+    modern = Version(runner_version) >= Version("3.0")
+    return PYTEST.format(modern=PYTEST_3 if modern else "")
 
 
 def render(template: str, files: list[str], junit: str = JUNIT_FILE) -> str:
