@@ -105,6 +105,47 @@ def validate(out: Out, workers: Workers = 2, timeout: Timeout = 600, store: Stor
     _print_report(pipeline.assemble(opts, time.monotonic()))
 
 
+@app.command("eval")
+def evaluate(
+    dataset: Annotated[Path, typer.Option(help="Instances: JSONL, JSON or parquet, ours or SWE-bench's.")],
+    predictions: Annotated[str, typer.Option(help="A JSONL/JSON file of predictions, or gold, or empty.")],
+    run_id: Annotated[str, typer.Option(help="Names the run; rerunning it resumes.")],
+    instance_ids: Annotated[Optional[list[str]], typer.Option("--instance-ids", "-i", help="Only these instances.")] = None,
+    max_workers: Annotated[int, typer.Option(min=1, help="Instances evaluated in parallel.")] = 2,
+    timeout: Annotated[float, typer.Option(help="Seconds the test run of one instance may take.")] = 1800,
+    log_dir: Annotated[Path, typer.Option(help="SWE-bench's log folder.")] = Path("logs/run_evaluation"),
+    report_dir: Annotated[Path, typer.Option(help="Where <model>.<run_id>.json goes.")] = Path("."),
+    store: Store = None,
+    repo_mirror: Mirror = None,
+    sandbox: Sandbox = "auto",
+) -> None:
+    """Apply predictions to instances, run their tests, grade, and report as SWE-bench does."""
+    from repoforge.harness.dataset import DatasetError, load_dataset, load_predictions
+    from repoforge.harness.evaluate import EvalOptions, evaluate as run_evaluation
+
+    try:
+        rows, skipped = load_dataset(dataset)
+        chosen = load_predictions(predictions, rows)
+    except DatasetError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2)
+    for instance_id, why in skipped.items():
+        console.print(f"[yellow]skipping {instance_id}: {why}[/yellow]")
+    if instance_ids:
+        chosen = {i: p for i, p in chosen.items() if i in set(instance_ids)}
+    values = {"store": store} if store is not None else {}
+    opts = EvalOptions(run_id=run_id, log_dir=log_dir, report_dir=report_dir, repo_mirror=repo_mirror,
+                       sandbox=_check_sandbox(sandbox), timeout=timeout, **values)
+    report, path = run_evaluation(rows, chosen, opts, max_workers, skipped)
+    table = Table(title=f"eval {run_id}")
+    table.add_column("instances")
+    table.add_column("count", justify="right")
+    for key in ("total", "submitted", "completed", "resolved", "unresolved", "empty_patch", "error"):
+        table.add_row(key.replace("_", " "), str(report[f"{key}_instances"]))
+    console.print(table)
+    console.print(f"report: [bold]{path}[/bold]  logs: {opts.log_dir / run_id}")
+
+
 store_app = typer.Typer(help="Docker images of environments and instances: disk usage and pruning.",
                         no_args_is_help=True)
 app.add_typer(store_app, name="store")

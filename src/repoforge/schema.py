@@ -102,3 +102,29 @@ class ValidationResult(BaseModel):
     rejection: Rejection | None = None
     flaky: list[str] = Field(default_factory=list)
     seconds: dict[str, float] = Field(default_factory=dict)  # stage -> seconds
+
+
+class Prediction(BaseModel):
+    """An agent's answer for one instance, in SWE-bench's prediction format."""
+
+    instance_id: str
+    model_name_or_path: str
+    model_patch: str | None = None
+
+
+class TestsStatus(BaseModel):
+    success: list[str] = Field(default_factory=list)
+    failure: list[str] = Field(default_factory=list)
+
+
+class InstanceReport(BaseModel):
+    """One instance's grade: the body of SWE-bench's report.json, plus why it erred, if it did."""
+
+    patch_is_None: bool = False
+    patch_exists: bool = True
+    patch_successfully_applied: bool = False
+    resolved: bool = False
+    tests_status: dict[str, TestsStatus] = Field(default_factory=lambda: {
+        key: TestsStatus() for key in ("FAIL_TO_PASS", "PASS_TO_PASS", "FAIL_TO_FAIL", "PASS_TO_FAIL")})
+    error: str = ""  # an infrastructure failure (environment, sandbox, harness), apart from the model's
+    seconds: dict[str, float] = Field(default_factory=dict)  # phase -> seconds (env, tests, total)

@@ -162,8 +162,14 @@ def checkout(repo: Path, commit: str, dest: Path) -> None:
     """A working copy of `commit` at dest whose .git shares objects with `repo` (no copy)."""
     subprocess.run(["rm", "-rf", str(dest)], check=False)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    git(dest.parent, "clone", "--quiet", "--shared", "--no-checkout", str(repo), str(dest))
+    git(dest.parent, "clone", "--quiet", "--shared", "--no-checkout", str(repo.resolve()), str(dest))
     git(dest, "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit)
+
+
+def paths_in_patch(patch: str) -> list[str]:
+    """The files a unified git diff touches (new paths; deleted files included)."""
+    paths = re.findall(r"^diff --git a/.* b/(.*)$", patch, re.MULTILINE)
+    return list(dict.fromkeys(paths))
 
 
 def apply_patch(worktree: Path, patch: str) -> None:

@@ -189,7 +189,8 @@ class ProcessBackend:
     def instance_sandbox(self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path) -> ProcessSandbox:
         worktree = work / f"{instance_id}-{os.getpid()}"
         checkout(repo, commit, worktree)
-        return ProcessSandbox(worktree, venv=Path(env_ref))
+        # The checkout borrows the repository's objects: git inside the sandbox must see them.
+        return ProcessSandbox(worktree, venv=Path(env_ref), readonly=[repo.resolve()])
 
     def discard_instance(self, instance_id: str) -> None:
         pass  # the checkout went with its sandbox

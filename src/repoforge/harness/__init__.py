@@ -1,0 +1,1 @@
+"""Evaluate patches on task instances, graded and reported as SWE-bench does."""

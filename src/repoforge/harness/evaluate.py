@@ -1,0 +1,177 @@
+"""Evaluate predictions on instances; write SWE-bench's log layout and run report.
+
+    logs/run_evaluation/<run_id>/<model>/<instance_id>/{report.json, run_instance.log, test_output.txt,
+                                                        patch.diff, eval.sh}
+    <report_dir>/<model>.<run_id>.json
+
+An instance whose report.json exists is not evaluated again, so rerunning a run_id resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from repoforge.env.build import BuildFailed, ensure_env, plan
+from repoforge.env.metadata import read_metadata
+from repoforge.forge import run_all, write_atomic
+from repoforge.git.repo import GitError, checkout, open_source, paths_in_patch
+from repoforge.harness.grade import apply_with_fallback, consistent, grade, restore_from_base, test_files_touched
+from repoforge.mine import is_test_module
+from repoforge.sandbox import SandboxError, get_backend
+from repoforge.sandbox.base import PatchError
+from repoforge.schema import EnvSpec, InstanceReport, Prediction, TaskInstance
+from repoforge.testrun.command import render
+from repoforge.validate import RunFailed, run_tests
+
+
+class EvalOptions(BaseModel):
+    run_id: str
+    store: Path = Field(default_factory=lambda: Path(os.environ.get("REPOFORGE_HOME", "~/.cache/repoforge")).expanduser())
+    log_dir: Path = Path("logs/run_evaluation")
+    report_dir: Path = Path(".")
+    repo_mirror: Path | None = None
+    sandbox: str = "auto"
+    timeout: float = 1800
+
+
+def model_dir(name: str) -> str:
+    return name.replace("/", "__")
+
+
+def instance_log_dir(opts: EvalOptions, prediction: Prediction, instance_id: str) -> Path:
+    return opts.log_dir / opts.run_id / model_dir(prediction.model_name_or_path) / instance_id
+
+
+def environment(row: TaskInstance, opts: EvalOptions, backend, log: list[str]) -> tuple[Path, EnvSpec, str]:
+    """(repository, spec, env_ref): the row's own env when this backend can build it, else inferred."""
+    repo, _ = open_source(f"https://github.com/{row.repo}.git", opts.store / "repos", opts.repo_mirror)
+    commit = row.environment_setup_commit or row.base_commit
+    tree = opts.store / "work" / f"env-{row.instance_id}-{os.getpid()}"
+    try:
+        checkout(repo, commit, tree)
+        if row.env is not None and row.env.python in backend.pythons():
+            spec, meta = row.env.model_copy(update={"attempts": [], "install_steps": []}), read_metadata(tree)
+        else:
+            spec, meta = plan(repo, commit, row.created_at, tree, backend)
+        spec, env_ref, reused = ensure_env(spec, meta, tree, opts.store, backend)
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+    log.append(f"environment {spec.fingerprint} (python {spec.python}, {'reused' if reused else 'built'}): {env_ref}")
+    return repo, spec, env_ref
+
+
+def evaluate_one(row: TaskInstance, prediction: Prediction, opts: EvalOptions) -> InstanceReport:
+    """Grade one prediction, writing its log folder; infrastructure failures land in report.error."""
+    folder = instance_log_dir(opts, prediction, row.instance_id)
+    if (folder / "report.json").exists():
+        return InstanceReport.model_validate(json.loads((folder / "report.json").read_text())[row.instance_id])
+    folder.mkdir(parents=True, exist_ok=True)
+    start, log = time.monotonic(), []
+    patch = prediction.model_patch or ""
+    (folder / "patch.diff").write_text(patch)
+    report = InstanceReport(patch_is_None=prediction.model_patch is None, patch_exists=bool(patch.strip()))
+    if report.patch_exists:
+        try:
+            _run(row, patch, opts, report, folder, log)
+        except (GitError, SandboxError, BuildFailed, PatchError) as exc:
+            report.error = f"{type(exc).__name__}: {exc}"
+    report.seconds["total"] = round(time.monotonic() - start, 3)
+    log.append(f"resolved: {report.resolved}" + (f"; error: {report.error}" if report.error else ""))
+    (folder / "run_instance.log").write_text("\n".join(log) + "\n")
+    write_atomic(folder / "report.json", json.dumps({row.instance_id: report.model_dump()}, indent=2))
+    return report
+
+
+def _run(row: TaskInstance, patch: str, opts: EvalOptions, report: InstanceReport, folder: Path, log: list[str]) -> None:
+    backend = get_backend(opts.sandbox)
+    started = time.monotonic()
+    repo, spec, env_ref = environment(row, opts, backend, log)
+    report.seconds["env"] = round(time.monotonic() - started, 3)
+    sandbox = backend.instance_sandbox(repo, row.base_commit, env_ref, row.instance_id, opts.store / "work")
+    try:
+        report.patch_successfully_applied = apply_with_fallback(sandbox, patch, log)
+        if not report.patch_successfully_applied:
+            return
+        # Tests, conftests and test data are graded as the dataset has them, whatever the patch did.
+        restore_from_base(sandbox, test_files_touched(patch) + paths_in_patch(row.test_patch), log)
+        sandbox.apply_patch(row.test_patch)
+        files = [f for f in paths_in_patch(row.test_patch) if is_test_module(f)]
+        (folder / "eval.sh").write_text(_eval_script(row, spec, files))
+        tests_started = time.monotonic()
+        try:
+            statuses, result = run_tests(sandbox, spec, files, opts.timeout)
+            output = result.output
+        except RunFailed as exc:
+            statuses, output = {}, f"{exc.reason}\n{exc.detail}"
+            log.append(exc.reason)
+        report.seconds["tests"] = round(time.monotonic() - tests_started, 3)
+        (folder / "test_output.txt").write_text(output)
+        grade(report, statuses, row.FAIL_TO_PASS, row.PASS_TO_PASS)
+        if statuses and not consistent(statuses, result.exit_code):
+            log.append(f"exit code {result.exit_code} disagrees with the parsed results: not resolved")
+            report.resolved = False
+    finally:
+        sandbox.close()
+
+
+def _eval_script(row: TaskInstance, spec: EnvSpec, files: list[str]) -> str:
+    """What the harness ran, as a script a person can rerun in the sandbox."""
+    return "\n".join([
+        "#!/bin/bash", "set -uo pipefail", "cd /testbed",
+        f"git checkout {row.base_commit} -- {' '.join(paths_in_patch(row.test_patch))}",
+        "git apply -v - <<'EOF_TEST_PATCH'", row.test_patch.rstrip("\n"), "EOF_TEST_PATCH",
+        render(spec.test_command, files), "",
+    ])
+
+
+def run_report(rows: list[TaskInstance], predictions: dict[str, Prediction], reports: dict[str, InstanceReport],
+               skipped: dict[str, str]) -> dict:
+    """SWE-bench's run report (schema_version 2)."""
+    submitted = sorted(predictions)
+    completed = sorted(i for i, r in reports.items() if r.patch_exists and not r.error)
+    resolved = sorted(i for i in completed if reports[i].resolved)
+    errors = sorted({i for i, r in reports.items() if r.error} | (set(skipped) & set(submitted)))
+    empty = sorted(i for i, r in reports.items() if not r.patch_exists)
+    return {
+        "total_instances": len(rows) + len(skipped),
+        "submitted_instances": len(submitted),
+        "completed_instances": len(completed),
+        "resolved_instances": len(resolved),
+        "unresolved_instances": len(completed) - len(resolved),
+        "empty_patch_instances": len(empty),
+        "error_instances": len(errors),
+        "completed_ids": completed,
+        "incomplete_ids": sorted(set(r.instance_id for r in rows) - set(completed) - set(empty) - set(errors)),
+        "empty_patch_ids": empty,
+        "submitted_ids": submitted,
+        "resolved_ids": resolved,
+        "unresolved_ids": sorted(set(completed) - set(resolved)),
+        "error_ids": errors,
+        "errors": {i: reports[i].error for i in errors if i in reports} | {i: skipped[i] for i in errors if i in skipped},
+        "schema_version": 2,
+    }
+
+
+def evaluate(rows: list[TaskInstance], predictions: dict[str, Prediction], opts: EvalOptions, workers: int,
+             skipped: dict[str, str] | None = None) -> tuple[dict, Path]:
+    """Evaluate every row that has a prediction; return the run report and where it was written."""
+    skipped = skipped or {}
+    todo = [row for row in rows if row.instance_id in predictions]
+    run_all(todo, lambda row: evaluate_one(row, predictions[row.instance_id], opts), workers, f"eval {opts.run_id}")
+    reports = {}
+    for row in todo:
+        folder = instance_log_dir(opts, predictions[row.instance_id], row.instance_id)
+        if (folder / "report.json").exists():
+            reports[row.instance_id] = InstanceReport.model_validate(
+                json.loads((folder / "report.json").read_text())[row.instance_id])
+    report = run_report(rows, predictions, reports, skipped)
+    model = model_dir(next(iter(predictions.values())).model_name_or_path) if predictions else "none"
+    path = opts.report_dir / f"{model}.{opts.run_id}.json"
+    write_atomic(path, json.dumps(report, indent=2))
+    return report, path

@@ -1,0 +1,61 @@
+"""Applying a model's patch and grading the test run, as SWE-bench does and harder to fool."""
+
+from __future__ import annotations
+
+import shlex
+
+from repoforge.git.repo import paths_in_patch
+from repoforge.mine import is_test_path
+from repoforge.sandbox.base import Sandbox
+from repoforge.schema import InstanceReport, TestsStatus, TestStatus
+from repoforge.validate import PASSING
+
+PATCH_FILE = ".git/repoforge-model.patch"  # inside the sandbox's repository, outside its working tree
+# SWE-bench's fallback chain; the tree is reset between attempts.
+APPLY_CHAIN = [
+    f"git apply --verbose {PATCH_FILE}",
+    f"git apply --verbose --3way {PATCH_FILE}",
+    f"git apply --verbose --reject {PATCH_FILE}",
+    f"patch --batch --forward --fuzz=5 -p1 -i {PATCH_FILE}",
+]
+RESET = "git reset -q --hard HEAD && git clean -qfd"
+
+
+def apply_with_fallback(sandbox: Sandbox, patch: str, log: list[str]) -> bool:
+    sandbox.write_file(f"{sandbox.root}/{PATCH_FILE}", patch)
+    for command in APPLY_CHAIN:
+        result = sandbox.exec(command, timeout=120)
+        log.append(f"$ {command}\n{result.output}")
+        if result.exit_code == 0:
+            return True
+        sandbox.exec(RESET, timeout=120)
+    return False
+
+
+def restore_from_base(sandbox: Sandbox, paths: list[str], log: list[str]) -> None:
+    """Put `paths` back as the base commit has them (deleting those it does not have)."""
+    for path in paths:
+        quoted = shlex.quote(path)
+        command = f"git checkout -q HEAD -- {quoted} 2>/dev/null || rm -rf {quoted}"
+        log.append(f"$ {command}")
+        sandbox.exec(command, timeout=60)
+
+
+def test_files_touched(patch: str) -> list[str]:
+    """What in a model's patch is a test, a conftest or test data: graded on the originals instead."""
+    return [path for path in paths_in_patch(patch) if is_test_path(path)]
+
+
+def grade(report: InstanceReport, statuses: dict[str, TestStatus], fail_to_pass: list[str],
+          pass_to_pass: list[str]) -> None:
+    """Fill tests_status and resolved; a test missing from the results counts as failed."""
+    for key, tests in (("FAIL_TO_PASS", fail_to_pass), ("PASS_TO_PASS", pass_to_pass)):
+        passed = [t for t in tests if statuses.get(t) in PASSING]
+        report.tests_status[key] = TestsStatus(success=passed, failure=[t for t in tests if t not in passed])
+    report.resolved = all(not report.tests_status[k].failure for k in ("FAIL_TO_PASS", "PASS_TO_PASS"))
+
+
+def consistent(statuses: dict[str, TestStatus], exit_code: int) -> bool:
+    """Whether the runner's exit code agrees with the parsed results (pytest: 0 iff nothing failed)."""
+    failed = any(status not in PASSING and status != TestStatus.SKIPPED for status in statuses.values())
+    return (exit_code == 0) != failed

@@ -1,0 +1,145 @@
+"""repoforge eval on forged instances: SWE-bench's grading, its log layout, and the attacks it misses."""
+
+from __future__ import annotations
+
+import json
+
+import calcpkg
+import pytest
+
+from repoforge.forge import ForgeOptions, forge
+from repoforge.harness.dataset import load_dataset, load_predictions
+from repoforge.harness.evaluate import EvalOptions, evaluate
+from repoforge.schema import Prediction
+
+pytestmark = pytest.mark.slow
+FIX_ID = "example__calcpkg-12"
+
+
+@pytest.fixture(scope="module")
+def forged(tmp_path_factory, store):
+    tmp = tmp_path_factory.mktemp("eval")
+    repo = calcpkg.build(tmp / "mirror" / "example__calcpkg")  # found by --repo-mirror as owner__name
+    forge([str(repo.path)], ForgeOptions(out=tmp / "forged", store=store, timeout=15, sandbox="process"))
+    return tmp, store
+
+
+def run(forged, predictions: str | dict, run_id: str) -> tuple[dict, dict]:
+    tmp, store = forged
+    rows, skipped = load_dataset(tmp / "forged" / "instances.jsonl")
+    chosen = load_predictions(predictions, rows) if isinstance(predictions, str) else predictions
+    opts = EvalOptions(run_id=run_id, store=store, log_dir=tmp / "logs", report_dir=tmp, repo_mirror=tmp / "mirror",
+                       sandbox="process", timeout=30)
+    report, path = evaluate(rows, chosen, opts, workers=2, skipped=skipped)
+    assert json.loads(path.read_text()) == report
+    model = next(iter(chosen.values())).model_name_or_path
+    reports = {i: json.loads((tmp / "logs" / run_id / model / i / "report.json").read_text())[i] for i in chosen}
+    return report, reports
+
+
+def one(patch: str) -> dict:
+    return {FIX_ID: Prediction(instance_id=FIX_ID, model_name_or_path="attacker", model_patch=patch)}
+
+
+def fix_patch(forged) -> str:
+    rows, _ = load_dataset(forged[0] / "forged" / "instances.jsonl")
+    return next(r.patch for r in rows if r.instance_id == FIX_ID)
+
+
+def test_gold_resolves_every_instance_with_swebench_logs(forged):
+    report, reports = run(forged, "gold", "gold-run")
+    assert report["resolved_instances"] == report["total_instances"] == report["completed_instances"] == 3
+    assert report["error_instances"] == report["empty_patch_instances"] == 0
+    assert report["schema_version"] == 2
+    assert reports[FIX_ID]["tests_status"]["FAIL_TO_PASS"] == {
+        "success": ["tests/test_calc.py::test_add", "tests/test_calc.py::test_add_negative"], "failure": []}
+    folder = forged[0] / "logs" / "gold-run" / "gold" / FIX_ID
+    assert sorted(p.name for p in folder.iterdir()) == ["eval.sh", "patch.diff", "report.json", "run_instance.log",
+                                                        "test_output.txt"]
+
+
+def test_empty_resolves_none(forged):
+    report, reports = run(forged, "empty", "empty-run")
+    assert report["resolved_instances"] == 0
+    assert report["empty_patch_instances"] == 3
+    assert all(not r["patch_exists"] and not r["resolved"] for r in reports.values())
+
+
+def test_wrong_patch_lists_its_failing_tests(forged):
+    wrong = fix_patch(forged).replace("+    return a + b", "+    return a * b")
+    report, reports = run(forged, one(wrong), "wrong-run")
+    status = reports[FIX_ID]["tests_status"]
+    assert reports[FIX_ID]["patch_successfully_applied"] and not reports[FIX_ID]["resolved"]
+    assert status["FAIL_TO_PASS"]["failure"] == ["tests/test_calc.py::test_add", "tests/test_calc.py::test_add_negative"]
+    assert status["PASS_TO_PASS"]["success"] == ["tests/test_calc.py::test_mul"]
+    assert report["unresolved_ids"] == [FIX_ID]
+
+
+FAKE_RESULTS = '''\
+diff --git a/src/calcpkg/__init__.py b/src/calcpkg/__init__.py
+--- a/src/calcpkg/__init__.py
++++ b/src/calcpkg/__init__.py
+@@ -0,0 +1,9 @@
++import atexit, pathlib
++
++FAKE = ('<testsuite><testcase classname="tests.test_calc" name="test_add"/>'
++        '<testcase classname="tests.test_calc" name="test_add_negative"/>'
++        '<testcase classname="tests.test_calc" name="test_mul"/></testsuite>')
++print("PASSED tests/test_calc.py::test_add")
++print("PASSED tests/test_calc.py::test_add_negative")
++atexit.register(lambda: [p.write_text(FAKE) for p in pathlib.Path("/testbed").glob(".repoforge-junit.xml")])
++atexit.register(lambda: [p.write_text(FAKE) for p in pathlib.Path(".").glob(".repoforge-junit.xml")])
+'''
+
+EDITED_TEST = '''\
+diff --git a/tests/test_calc.py b/tests/test_calc.py
+--- a/tests/test_calc.py
++++ b/tests/test_calc.py
+@@ -3,3 +3,11 @@ from calcpkg.calc import add, mul
+ 
+ def test_mul():
+     assert mul(3, 4) == 12
++
++
++def test_add():
++    pass
++
++
++def test_add_negative():
++    pass
+'''
+
+CONFTEST = '''\
+diff --git a/conftest.py b/conftest.py
+new file mode 100644
+--- /dev/null
++++ b/conftest.py
+@@ -0,0 +1,8 @@
++import pytest
++
++
++@pytest.hookimpl(hookwrapper=True)
++def pytest_runtest_makereport(item, call):
++    outcome = yield
++    report = outcome.get_result()
++    report.outcome = "passed"
+'''
+
+
+@pytest.mark.parametrize("name,patch", [("forged-output", FAKE_RESULTS), ("test-editing", EDITED_TEST),
+                                        ("conftest", CONFTEST)])
+def test_attacks_are_not_resolved(forged, name, patch):
+    report, reports = run(forged, one(patch), f"attack-{name}")
+    assert reports[FIX_ID]["patch_successfully_applied"]
+    assert not reports[FIX_ID]["resolved"]
+    assert report["resolved_ids"] == []
+
+
+def test_malformed_rows_are_reported_and_the_rest_evaluated(forged, tmp_path):
+    tmp, store = forged
+    lines = (tmp / "forged" / "instances.jsonl").read_text().splitlines()
+    dataset = tmp_path / "mixed.jsonl"
+    dataset.write_text("\n".join(lines[:1] + ['{"instance_id": "broken__row-1", "repo": "x/y"}']) + "\n")
+    rows, skipped = load_dataset(dataset)
+    assert [r.instance_id for r in rows] == [json.loads(lines[0])["instance_id"]]
+    assert list(skipped) == ["broken__row-1"] and skipped["broken__row-1"].startswith("malformed row")
