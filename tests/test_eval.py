@@ -14,6 +14,7 @@ from repoforge.schema import Prediction
 
 pytestmark = pytest.mark.slow
 FIX_ID = "example__calcpkg-12"
+LOGS = "logs/run_evaluation"  # SWE-bench's log root, relative to where its tools run
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +29,13 @@ def run(forged, predictions: str | dict, run_id: str) -> tuple[dict, dict]:
     tmp, store = forged
     rows, skipped = load_dataset(tmp / "forged" / "instances.jsonl")
     chosen = load_predictions(predictions, rows) if isinstance(predictions, str) else predictions
-    opts = EvalOptions(run_id=run_id, store=store, log_dir=tmp / "logs", report_dir=tmp, repo_mirror=tmp / "mirror",
+    opts = EvalOptions(run_id=run_id, store=store, log_dir=tmp / LOGS, report_dir=tmp, repo_mirror=tmp / "mirror",
                        sandbox="process", timeout=30)
     report, path = evaluate(rows, chosen, opts, workers=2, skipped=skipped)
     assert json.loads(path.read_text()) == report
     model = next(iter(chosen.values())).model_name_or_path
-    reports = {i: json.loads((tmp / "logs" / run_id / model / i / "report.json").read_text())[i] for i in chosen}
+    reports = {i: json.loads(path.read_text())[i] for i in chosen
+               if (path := tmp / LOGS / run_id / model / i / "report.json").exists()}
     return report, reports
 
 
@@ -53,7 +55,7 @@ def test_gold_resolves_every_instance_with_swebench_logs(forged):
     assert report["schema_version"] == 2
     assert reports[FIX_ID]["tests_status"]["FAIL_TO_PASS"] == {
         "success": ["tests/test_calc.py::test_add", "tests/test_calc.py::test_add_negative"], "failure": []}
-    folder = forged[0] / "logs" / "gold-run" / "gold" / FIX_ID
+    folder = forged[0] / LOGS / "gold-run" / "gold" / FIX_ID
     assert sorted(p.name for p in folder.iterdir()) == ["eval.sh", "patch.diff", "report.json", "run_instance.log",
                                                         "test_output.txt"]
 
@@ -143,3 +145,22 @@ def test_malformed_rows_are_reported_and_the_rest_evaluated(forged, tmp_path):
     rows, skipped = load_dataset(dataset)
     assert [r.instance_id for r in rows] == [json.loads(lines[0])["instance_id"]]
     assert list(skipped) == ["broken__row-1"] and skipped["broken__row-1"].startswith("malformed row")
+
+
+def test_swebench_reads_our_logs_into_the_same_run_report(forged, monkeypatch):
+    from swebench.harness.reporting import make_run_report
+
+    tmp, _ = forged
+    rows, _ = load_dataset(tmp / "forged" / "instances.jsonl")
+    gold = {r.instance_id: r.patch for r in rows}
+    wrong = gold[FIX_ID].replace("+    return a + b", "+    return a * b")
+    patches = {FIX_ID: wrong, rows[0].instance_id: "", **{i: p for i, p in gold.items() if i not in (FIX_ID, rows[0].instance_id)}}
+    chosen = {i: Prediction(instance_id=i, model_name_or_path="org/model", model_patch=p) for i, p in patches.items()}
+    ours, _ = run(forged, chosen, "mixed-run")
+    monkeypatch.chdir(tmp)  # SWE-bench reads logs/run_evaluation relative to the working folder
+    theirs = json.loads(make_run_report({i: p.model_dump() for i, p in chosen.items()},
+                                        [r.model_dump() for r in rows], "mixed-run",
+                                        report_dir=str(tmp / "swebench")).read_text())
+    assert theirs == ours
+    assert ours["resolved_ids"] == sorted(set(gold) - {FIX_ID, rows[0].instance_id})
+    assert ours["unresolved_ids"] == [FIX_ID] and ours["empty_patch_ids"] == [rows[0].instance_id]

@@ -30,6 +30,9 @@ from repoforge.testrun.command import render
 from repoforge.validate import RunFailed, run_tests
 
 
+ERROR_MARK = "evaluation error: "
+
+
 class EvalOptions(BaseModel):
     run_id: str
     store: Path = Field(default_factory=lambda: Path(os.environ.get("REPOFORGE_HOME", "~/.cache/repoforge")).expanduser())
@@ -82,9 +85,11 @@ def evaluate_one(row: TaskInstance, prediction: Prediction, opts: EvalOptions) -
         except (GitError, SandboxError, BuildFailed, PatchError) as exc:
             report.error = f"{type(exc).__name__}: {exc}"
     report.seconds["total"] = round(time.monotonic() - start, 3)
-    log.append(f"resolved: {report.resolved}" + (f"; error: {report.error}" if report.error else ""))
+    log.append(f"{ERROR_MARK}{report.error}" if report.error else f"resolved: {report.resolved}")
     (folder / "run_instance.log").write_text("\n".join(log) + "\n")
-    write_atomic(folder / "report.json", json.dumps({row.instance_id: report.model_dump()}, indent=2))
+    # As in SWE-bench, an instance that erred has no report.json: it counts as an error, and a rerun retries it.
+    if not report.error:
+        write_atomic(folder / "report.json", json.dumps({row.instance_id: report.model_dump()}, indent=2))
     return report
 
 
@@ -130,32 +135,51 @@ def _eval_script(row: TaskInstance, spec: EnvSpec, files: list[str]) -> str:
     ])
 
 
-def run_report(rows: list[TaskInstance], predictions: dict[str, Prediction], reports: dict[str, InstanceReport],
+def run_report(rows: list[TaskInstance], predictions: dict[str, Prediction], opts: EvalOptions,
                skipped: dict[str, str]) -> dict:
-    """SWE-bench's run report (schema_version 2)."""
-    submitted = sorted(predictions)
-    completed = sorted(i for i, r in reports.items() if r.patch_exists and not r.error)
-    resolved = sorted(i for i in completed if reports[i].resolved)
-    errors = sorted({i for i, r in reports.items() if r.error} | (set(skipped) & set(submitted)))
-    empty = sorted(i for i, r in reports.items() if not r.patch_exists)
+    """SWE-bench's run report (schema_version 2), read back from the log folders as SWE-bench reads them."""
+    ids = [r.instance_id for r in rows] + list(skipped)
+    empty = {i for i in ids if i in predictions and not (predictions[i].model_patch or "").strip()}
+    completed, resolved, errors, reasons = set(), set(), set(), {}
+    for instance_id in ids:
+        if instance_id not in predictions or instance_id in empty:
+            continue
+        folder = instance_log_dir(opts, predictions[instance_id], instance_id)
+        if (folder / "report.json").exists():
+            completed.add(instance_id)
+            if json.loads((folder / "report.json").read_text())[instance_id]["resolved"]:
+                resolved.add(instance_id)
+        else:
+            errors.add(instance_id)
+            reasons[instance_id] = skipped.get(instance_id) or _error_reason(folder)
     return {
-        "total_instances": len(rows) + len(skipped),
-        "submitted_instances": len(submitted),
+        "total_instances": len(ids),
+        "submitted_instances": len(predictions),
         "completed_instances": len(completed),
         "resolved_instances": len(resolved),
-        "unresolved_instances": len(completed) - len(resolved),
+        "unresolved_instances": len(completed - resolved),
+        "infra_failure_instances": len(errors),  # every error here is the harness's or the environment's
+        "ambiguous_failure_instances": 0,
         "empty_patch_instances": len(empty),
         "error_instances": len(errors),
-        "completed_ids": completed,
-        "incomplete_ids": sorted(set(r.instance_id for r in rows) - set(completed) - set(empty) - set(errors)),
-        "empty_patch_ids": empty,
-        "submitted_ids": submitted,
-        "resolved_ids": resolved,
-        "unresolved_ids": sorted(set(completed) - set(resolved)),
-        "error_ids": errors,
-        "errors": {i: reports[i].error for i in errors if i in reports} | {i: skipped[i] for i in errors if i in skipped},
+        "completed_ids": sorted(completed),
+        "incomplete_ids": sorted(i for i in ids if i not in predictions),
+        "empty_patch_ids": sorted(empty),
+        "submitted_ids": sorted(predictions),
+        "resolved_ids": sorted(resolved),
+        "unresolved_ids": sorted(completed - resolved),
+        "infra_failure_ids": sorted(errors),
+        "ambiguous_failure_ids": [],
+        "failure_reasons": dict(sorted(reasons.items())),
+        "error_ids": sorted(errors),
         "schema_version": 2,
     }
+
+
+def _error_reason(folder: Path) -> str:
+    log = folder / "run_instance.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return next((l[len(ERROR_MARK):] for l in reversed(lines) if l.startswith(ERROR_MARK)), "not evaluated")
 
 
 def evaluate(rows: list[TaskInstance], predictions: dict[str, Prediction], opts: EvalOptions, workers: int,
@@ -164,13 +188,7 @@ def evaluate(rows: list[TaskInstance], predictions: dict[str, Prediction], opts:
     skipped = skipped or {}
     todo = [row for row in rows if row.instance_id in predictions]
     run_all(todo, lambda row: evaluate_one(row, predictions[row.instance_id], opts), workers, f"eval {opts.run_id}")
-    reports = {}
-    for row in todo:
-        folder = instance_log_dir(opts, predictions[row.instance_id], row.instance_id)
-        if (folder / "report.json").exists():
-            reports[row.instance_id] = InstanceReport.model_validate(
-                json.loads((folder / "report.json").read_text())[row.instance_id])
-    report = run_report(rows, predictions, reports, skipped)
+    report = run_report(rows, predictions, opts, skipped)
     model = model_dir(next(iter(predictions.values())).model_name_or_path) if predictions else "none"
     path = opts.report_dir / f"{model}.{opts.run_id}.json"
     write_atomic(path, json.dumps(report, indent=2))
