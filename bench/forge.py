@@ -53,13 +53,14 @@ def main() -> None:
     parser.add_argument("--until", help="mine commits made up to this date")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--sandbox", default="process", help="process (the default here), docker or auto")
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="bench-forge-")))
     args = parser.parse_args()
     summary = {}
     for source in args.sources:
         out = args.out / source.rstrip("/").split("/")[-1]
         opts = ForgeOptions(out=out, store=out / "store", repo_mirror=args.repo_mirror,
-                            max_candidates=args.max_candidates, until=args.until, workers=args.workers, timeout=args.timeout)
+                            max_candidates=args.max_candidates, until=args.until, workers=args.workers, sandbox=args.sandbox, timeout=args.timeout)
         start = time.monotonic()
         report = forge([source], opts)
         summary[source] = summarise(out, report, time.monotonic() - start)
