@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import calcpkg
 import pytest
@@ -164,3 +170,25 @@ def test_swebench_reads_our_logs_into_the_same_run_report(forged, monkeypatch):
     assert theirs == ours
     assert ours["resolved_ids"] == sorted(set(gold) - {FIX_ID, rows[0].instance_id})
     assert ours["unresolved_ids"] == [FIX_ID] and ours["empty_patch_ids"] == [rows[0].instance_id]
+
+
+def test_run_killed_with_sigkill_resumes_to_the_same_report(forged):
+    tmp, store = forged
+    cli = [str(Path(sys.executable).parent / "repoforge"), "eval", "--dataset", str(tmp / "forged" / "instances.jsonl"),
+           "--predictions", "gold", "--max-workers", "1", "--sandbox", "process", "--store", str(store),
+           "--repo-mirror", str(tmp / "mirror"), "--log-dir", str(tmp / LOGS), "--report-dir", str(tmp)]
+    whole = subprocess.run([*cli, "--run-id", "whole"], capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+    killed = subprocess.Popen([*cli, "--run-id", "killed"], start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = tmp / LOGS / "killed" / "gold"
+    deadline = time.monotonic() + 120
+    while not list(done.glob("*/report.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert not (tmp / "gold.killed.json").exists()  # it died before reporting
+    resumed = subprocess.run([*cli, "--run-id", "killed"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    report = lambda run_id: json.loads((tmp / f"gold.{run_id}.json").read_text())
+    assert report("killed") == report("whole")
