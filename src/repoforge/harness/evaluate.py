@@ -135,6 +135,23 @@ def _eval_script(row: TaskInstance, spec: EnvSpec, files: list[str]) -> str:
     ])
 
 
+def _done(opts: EvalOptions, prediction: Prediction, row: TaskInstance) -> bool:
+    return (instance_log_dir(opts, prediction, row.instance_id) / "report.json").exists()
+
+
+def _one_per_environment(rows: list[TaskInstance]) -> list[TaskInstance]:
+    groups = {(r.repo, r.environment_setup_commit or r.base_commit, r.env.fingerprint if r.env else ""): r for r in rows}
+    return list(groups.values())
+
+
+def _prepare(row: TaskInstance, opts: EvalOptions) -> None:
+    """Build (or find) a row's environment; a failure is recorded when its instances meet it again."""
+    try:
+        environment(row, opts, get_backend(opts.sandbox), [])
+    except (GitError, SandboxError, BuildFailed):
+        pass
+
+
 def run_report(rows: list[TaskInstance], predictions: dict[str, Prediction], opts: EvalOptions,
                skipped: dict[str, str]) -> dict:
     """SWE-bench's run report (schema_version 2), read back from the log folders as SWE-bench reads them."""
@@ -186,7 +203,11 @@ def evaluate(rows: list[TaskInstance], predictions: dict[str, Prediction], opts:
              skipped: dict[str, str] | None = None) -> tuple[dict, Path]:
     """Evaluate every row that has a prediction; return the run report and where it was written."""
     skipped = skipped or {}
-    todo = [row for row in rows if row.instance_id in predictions]
+    todo = [row for row in rows if row.instance_id in predictions and not _done(opts, predictions[row.instance_id], row)]
+    # Each environment is built once, ahead of the instances that need it; then the instances with the
+    # most tests (the slowest, as a rule) go first, so that no straggler ends the run alone.
+    run_all(_one_per_environment(todo), lambda row: _prepare(row, opts), workers, "environments")
+    todo.sort(key=lambda row: len(row.FAIL_TO_PASS) + len(row.PASS_TO_PASS), reverse=True)
     run_all(todo, lambda row: evaluate_one(row, predictions[row.instance_id], opts), workers, f"eval {opts.run_id}")
     report = run_report(rows, predictions, opts, skipped)
     model = model_dir(next(iter(predictions.values())).model_name_or_path) if predictions else "none"
