@@ -25,6 +25,7 @@ Store = Annotated[Optional[Path], typer.Option(help="Where environments and clon
 Mirror = Annotated[Optional[Path], typer.Option("--repo-mirror", help="Look up owner/name as DIR/owner__name before cloning.")]
 Workers = Annotated[int, typer.Option("--workers", "-w", min=1, help="Candidates processed in parallel.")]
 Timeout = Annotated[float, typer.Option(help="Seconds one test run may take before it is killed.")]
+RayAddress = Annotated[Optional[str], typer.Option(help="A Ray cluster (host:port); a local Ray when omitted.")]
 Sandbox = Annotated[str, typer.Option("--sandbox", help="auto (docker when an engine answers) | process | docker.")]
 
 
@@ -53,11 +54,12 @@ def forge(
     store: Store = None,
     repo_mirror: Mirror = None,
     sandbox: Sandbox = "auto",
-    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster (arrives with the evaluation issue).")] = None,
+    ray_address: RayAddress = None,
 ) -> None:
     """Mine, build and validate: write OUT/instances.jsonl and OUT/forge_report.json."""
     opts = _options(out, store, repo_mirror=repo_mirror, max_candidates=max_candidates, max_commits=max_commits,
-                    until=until, workers=workers, timeout=timeout, sandbox=_check_sandbox(sandbox))
+                    until=until, workers=workers, timeout=timeout, sandbox=_check_sandbox(sandbox),
+                    ray_address=ray_address)
     report = pipeline.forge(sources, opts)
     _print_report(report)
     if not report["sources"]:
@@ -85,23 +87,26 @@ def mine(
 
 
 @app.command()
-def build(out: Out, workers: Workers = 2, store: Store = None, sandbox: Sandbox = "auto") -> None:
+def build(out: Out, workers: Workers = 2, store: Store = None, sandbox: Sandbox = "auto",
+          ray_address: RayAddress = None) -> None:
     """Only build the environments of OUT's candidates: write OUT/builds/<id>.json."""
     opts = _options(out, store, workers=workers)
     candidates = _mined(out)
-    backend = get_backend(_check_sandbox(sandbox))
-    pipeline.run_all(candidates, lambda c: pipeline.build_one(c, opts, backend), opts.workers, "build")
+    name = get_backend(_check_sandbox(sandbox)).name
+    pipeline.run_all(candidates, lambda c: pipeline.build_one(c, opts, get_backend(name)), opts.workers, "build",
+                     ray_address)
     _print_report(pipeline.assemble(opts, time.monotonic()))
 
 
 @app.command()
 def validate(out: Out, workers: Workers = 2, timeout: Timeout = 600, store: Store = None,
-             sandbox: Sandbox = "auto") -> None:
+             sandbox: Sandbox = "auto", ray_address: RayAddress = None) -> None:
     """Validate OUT's built candidates (building what is missing): write instances and report."""
     opts = _options(out, store, workers=workers, timeout=timeout)
     candidates = _mined(out)
-    backend = get_backend(_check_sandbox(sandbox))
-    pipeline.run_all(candidates, lambda c: pipeline.forge_one(c, opts, backend), opts.workers, "validate")
+    name = get_backend(_check_sandbox(sandbox)).name
+    pipeline.run_all(candidates, lambda c: pipeline.forge_one(c, opts, get_backend(name)), opts.workers, "validate",
+                     ray_address)
     _print_report(pipeline.assemble(opts, time.monotonic()))
 
 
@@ -118,6 +123,7 @@ def evaluate(
     store: Store = None,
     repo_mirror: Mirror = None,
     sandbox: Sandbox = "auto",
+    ray_address: RayAddress = None,
 ) -> None:
     """Apply predictions to instances, run their tests, grade, and report as SWE-bench does."""
     from repoforge.harness.dataset import DatasetError, load_dataset, load_predictions
@@ -135,7 +141,7 @@ def evaluate(
         chosen = {i: p for i, p in chosen.items() if i in set(instance_ids)}
     values = {"store": store} if store is not None else {}
     opts = EvalOptions(run_id=run_id, log_dir=log_dir, report_dir=report_dir, repo_mirror=repo_mirror,
-                       sandbox=_check_sandbox(sandbox), timeout=timeout, **values)
+                       sandbox=_check_sandbox(sandbox), timeout=timeout, ray_address=ray_address, **values)
     report, path = run_evaluation(rows, chosen, opts, max_workers, skipped)
     table = Table(title=f"eval {run_id}")
     table.add_column("instances")

@@ -17,29 +17,32 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable
 
 from pydantic import BaseModel, Field
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from repoforge.env.build import BuildFailed, ensure_env, plan
 from repoforge.git.repo import GitError, checkout, open_source
 from repoforge.mine import mine
 from repoforge.sandbox import SandboxError, get_backend
 from repoforge.sandbox.base import Backend
-from repoforge.schema import BuildAttempt, Candidate, EnvSpec, Rejection, TaskInstance
+from repoforge.runner import run_items
+from repoforge.schema import AbsolutePath, BuildAttempt, Candidate, EnvSpec, Rejection, TaskInstance
 from repoforge.validate import validate
 
 console = Console(stderr=True, soft_wrap=True)
 
 
+def default_store() -> Path:
+    return Path(os.environ.get("REPOFORGE_HOME", "~/.cache/repoforge")).expanduser().resolve()
+
+
 class ForgeOptions(BaseModel):
-    out: Path
-    store: Path = Field(default_factory=lambda: Path(os.environ.get("REPOFORGE_HOME", "~/.cache/repoforge")).expanduser())
-    repo_mirror: Path | None = None
+    out: AbsolutePath
+    store: AbsolutePath = Field(default_factory=default_store)
+    repo_mirror: AbsolutePath | None = None
     max_candidates: int | None = None
     max_commits: int | None = None
     until: str | None = None  # mine only commits made up to this date
@@ -48,6 +51,7 @@ class ForgeOptions(BaseModel):
     post_runs: int = 3
     timeout: float = 600
     sandbox: str = "auto"  # auto | process | docker
+    ray_address: str | None = None  # a Ray cluster; a local Ray when None
 
 
 class BuildRecord(BaseModel):
@@ -183,20 +187,17 @@ def forge_one(candidate: Candidate, opts: ForgeOptions, backend: Backend) -> Res
     return validate_one(candidate, build_one(candidate, opts, backend), opts, backend)
 
 
-def run_all(candidates: list[Candidate], work: Callable[[Candidate], BaseModel], workers: int, label: str) -> None:
-    """Run `work` on every candidate in parallel with a progress bar; one failure never stops the rest."""
-    columns = [TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.description}")]
-    with Progress(*columns, console=console, transient=False) as progress, ThreadPoolExecutor(workers) as pool:
-        task = progress.add_task("", total=len(candidates))
-        futures = {pool.submit(work, c): c for c in candidates}
-        for future in as_completed(futures):
-            candidate = futures[future]
-            try:
-                future.result()
-            except Exception as exc:  # a bug must not cost the other candidates their results
-                console.print(f"[red]{candidate.instance_id}: internal error {type(exc).__name__}: {exc}[/red]")
-            progress.update(task, advance=1, description=candidate.instance_id)
+def run_all(items: list, work: Callable, workers: int, label: str, ray_address: str | None = None) -> None:
+    """Run `work` on every item (it has an instance_id) as Ray tasks; one failure never stops the rest.
+
+    `work` writes its own results to files, so a crash loses at most the items in flight.
+    """
+    def report_failure(item, outcome) -> None:
+        if isinstance(outcome, BaseException):  # a bug must not cost the other items their results
+            console.print(f"[red]{item.instance_id}: internal error {type(outcome).__name__}: {outcome}[/red]")
+
+    run_items(work, items, key=lambda item: item.instance_id, workers=workers, ray_address=ray_address,
+              label=label, on_done=report_failure)
 
 
 # --- assembling ---------------------------------------------------------------------------------
@@ -258,6 +259,8 @@ def forge(sources: list[str], opts: ForgeOptions) -> dict:
     opts.out.mkdir(parents=True, exist_ok=True)
     candidates = mine_sources(sources, opts)
     console.print(f"{len(candidates)} candidates from {len(sources)} source(s)")
-    backend = get_backend(opts.sandbox)
-    run_all(candidates, lambda c: forge_one(c, opts, backend), opts.workers, f"forge ({backend.name})")
+    backend = get_backend(opts.sandbox)  # chosen here, once; each worker process starts its own
+    sandbox = backend.name
+    run_all(candidates, lambda c: forge_one(c, opts, get_backend(sandbox)), opts.workers, f"forge ({sandbox})",
+            opts.ray_address)
     return assemble(opts, started)

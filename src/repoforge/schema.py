@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 from enum import Enum
+from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
+
+# Work runs in other processes (Ray workers) with other working folders: paths travel absolute.
+AbsolutePath = Annotated[Path, AfterValidator(lambda path: path.expanduser().resolve())]
 
 
 class TestStatus(str, Enum):

@@ -19,13 +19,13 @@ from pydantic import BaseModel, Field
 
 from repoforge.env.build import BuildFailed, ensure_env, plan
 from repoforge.env.metadata import read_metadata
-from repoforge.forge import run_all, write_atomic
+from repoforge.forge import default_store, run_all, write_atomic
 from repoforge.git.repo import GitError, checkout, open_source, paths_in_patch
 from repoforge.harness.grade import apply_with_fallback, consistent, grade, restore_from_base, test_files_touched
 from repoforge.mine import is_test_module
 from repoforge.sandbox import SandboxError, get_backend
 from repoforge.sandbox.base import PatchError
-from repoforge.schema import EnvSpec, InstanceReport, Prediction, TaskInstance
+from repoforge.schema import AbsolutePath, EnvSpec, InstanceReport, Prediction, TaskInstance
 from repoforge.testrun.command import render
 from repoforge.validate import RunFailed, run_tests
 
@@ -35,12 +35,13 @@ ERROR_MARK = "evaluation error: "
 
 class EvalOptions(BaseModel):
     run_id: str
-    store: Path = Field(default_factory=lambda: Path(os.environ.get("REPOFORGE_HOME", "~/.cache/repoforge")).expanduser())
-    log_dir: Path = Path("logs/run_evaluation")
-    report_dir: Path = Path(".")
-    repo_mirror: Path | None = None
+    store: AbsolutePath = Field(default_factory=default_store)
+    log_dir: AbsolutePath = Path("logs/run_evaluation")
+    report_dir: AbsolutePath = Path(".")
+    repo_mirror: AbsolutePath | None = None
     sandbox: str = "auto"
     timeout: float = 1800
+    ray_address: str | None = None
 
 
 def model_dir(name: str) -> str:
@@ -206,9 +207,10 @@ def evaluate(rows: list[TaskInstance], predictions: dict[str, Prediction], opts:
     todo = [row for row in rows if row.instance_id in predictions and not _done(opts, predictions[row.instance_id], row)]
     # Each environment is built once, ahead of the instances that need it; then the instances with the
     # most tests (the slowest, as a rule) go first, so that no straggler ends the run alone.
-    run_all(_one_per_environment(todo), lambda row: _prepare(row, opts), workers, "environments")
+    run_all(_one_per_environment(todo), lambda row: _prepare(row, opts), workers, "environments", opts.ray_address)
     todo.sort(key=lambda row: len(row.FAIL_TO_PASS) + len(row.PASS_TO_PASS), reverse=True)
-    run_all(todo, lambda row: evaluate_one(row, predictions[row.instance_id], opts), workers, f"eval {opts.run_id}")
+    run_all(todo, lambda row: evaluate_one(row, predictions[row.instance_id], opts), workers, f"eval {opts.run_id}",
+            opts.ray_address)
     report = run_report(rows, predictions, opts, skipped)
     model = model_dir(next(iter(predictions.values())).model_name_or_path) if predictions else "none"
     path = opts.report_dir / f"{model}.{opts.run_id}.json"
