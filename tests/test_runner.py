@@ -1,0 +1,129 @@
+"""The Ray runner against a real local Ray and a real two-node cluster on loopback."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import ray
+import ray.cloudpickle
+
+from repoforge.runner import SLOT, RunnerError, run_items, start_ray
+
+# Ray workers cannot import this test module (tests/ is not a package), so ship its functions by value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+def square_or_fail(n: int) -> int:
+    if n == 3:
+        raise ValueError("three is bad")
+    return n * n
+
+
+def nap(n: int) -> dict:
+    start = time.time()
+    time.sleep(1)
+    return {"start": start, "end": time.time(), "node": ray.get_runtime_context().get_node_id()}
+
+
+def overlaps(spans: list[dict]) -> bool:
+    spans = sorted(spans, key=lambda s: s["start"])
+    return any(b["start"] < a["end"] for a, b in zip(spans, spans[1:]))
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.shutdown()
+    start_ray(workers=2)
+    yield
+    ray.shutdown()
+
+
+def test_results_keyed_and_one_failure_does_not_stop_others(local_ray):
+    seen = {}
+    results = run_items(square_or_fail, [1, 2, 3, 4], key=str, label="square",
+                        on_done=lambda item, outcome: seen.setdefault(item, outcome))
+    assert set(results) == {"1", "2", "3", "4"}
+    assert [results[k] for k in ("1", "2", "4")] == [1, 4, 16]
+    assert isinstance(results["3"], ValueError) and "three is bad" in str(results["3"])
+    assert set(seen) == {1, 2, 3, 4} and seen[2] == 4
+
+
+def test_workers_one_is_serial_and_two_overlap(local_ray):
+    serial = run_items(nap, [1, 2, 3], key=str, workers=1)
+    assert not overlaps(list(serial.values()))
+    parallel = run_items(nap, [1, 2, 3, 4], key=str, workers=2)
+    assert overlaps(list(parallel.values()))
+
+
+def test_unreachable_address_fails_fast():
+    ray.shutdown()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nobody listens here once the socket closes
+    with pytest.raises(RunnerError, match="no Ray cluster answers"):
+        start_ray(f"127.0.0.1:{port}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def two_node_cluster():
+    """A head and a second raylet on this machine, stopped by their own `ray start --block` processes."""
+    ray.shutdown()
+    temp = tempfile.mkdtemp(prefix="rf-ray-")  # short: Ray's unix socket paths under it must fit 107 bytes
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    port = _free_port()
+    slot = ["--resources", json.dumps({SLOT: 1}), "--num-cpus=1", "--block"]
+    head = subprocess.Popen([RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+                             "--include-dashboard=false", f"--temp-dir={temp}", *slot],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    procs = [head]
+    try:
+        address = f"127.0.0.1:{port}"
+        _wait_for(lambda: _answers(port), "head")
+        procs.append(subprocess.Popen([RAY, "start", f"--address={address}", "--node-ip-address=127.0.0.1", *slot],
+                                      env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.STDOUT))
+        yield address
+    finally:
+        ray.shutdown()
+        for proc in reversed(procs):  # SIGTERM makes `ray start --block` stop the node's own processes
+            proc.terminate()
+            proc.wait(timeout=60)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def _wait_for(check, what: str, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while not check():
+        assert time.time() < deadline, f"{what} did not come up"
+        time.sleep(0.5)
+
+
+def test_two_node_cluster_spreads_items(two_node_cluster):
+    start_ray(two_node_cluster)
+    _wait_for(lambda: ray.cluster_resources().get(SLOT) == 2, "second node")
+    results = run_items(nap, [1, 2, 3, 4], key=str, workers=2, ray_address=two_node_cluster, label="cluster")
+    assert len({r["node"] for r in results.values()}) == 2
+    assert overlaps(list(results.values()))
