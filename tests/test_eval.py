@@ -12,10 +12,13 @@ from pathlib import Path
 
 import calcpkg
 import pytest
+import ray
+from conftest import wait_for
 
 from repoforge.forge import ForgeOptions, forge
 from repoforge.harness.dataset import load_dataset, load_predictions
 from repoforge.harness.evaluate import EvalOptions, evaluate
+from repoforge.runner import SLOT, start_ray
 from repoforge.schema import Prediction
 
 pytestmark = pytest.mark.slow
@@ -192,3 +195,14 @@ def test_run_killed_with_sigkill_resumes_to_the_same_report(forged):
     assert resumed.returncode == 0, resumed.stderr
     report = lambda run_id: json.loads((tmp / f"gold.{run_id}.json").read_text())
     assert report("killed") == report("whole")
+
+
+def test_evaluation_on_a_two_node_ray_cluster(forged, two_node_cluster):
+    start_ray(two_node_cluster)
+    wait_for(lambda: ray.cluster_resources().get(SLOT) == 2, "second node")
+    tmp, store = forged
+    rows, _ = load_dataset(tmp / "forged" / "instances.jsonl")
+    opts = EvalOptions(run_id="cluster-run", store=store, log_dir=tmp / LOGS, report_dir=tmp, repo_mirror=tmp / "mirror",
+                       sandbox="process", timeout=30, ray_address=two_node_cluster)
+    report, _ = evaluate(rows, load_predictions("gold", rows), opts, workers=2)
+    assert report["resolved_instances"] == report["total_instances"] == 3

@@ -1,25 +1,19 @@
 """The Ray runner against a real local Ray and a real two-node cluster on loopback."""
 
-import json
-import os
-import shutil
 import socket
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 import ray
 import ray.cloudpickle
 
+from conftest import wait_for
+
 from repoforge.runner import SLOT, RunnerError, run_items, start_ray
 
 # Ray workers cannot import this test module (tests/ is not a package), so ship its functions by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-
-RAY = str(Path(sys.executable).parent / "ray")
 
 
 def square_or_fail(n: int) -> int:
@@ -73,57 +67,9 @@ def test_unreachable_address_fails_fast():
         start_ray(f"127.0.0.1:{port}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def two_node_cluster():
-    """A head and a second raylet on this machine, stopped by their own `ray start --block` processes."""
-    ray.shutdown()
-    temp = tempfile.mkdtemp(prefix="rf-ray-")  # short: Ray's unix socket paths under it must fit 107 bytes
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    port = _free_port()
-    slot = ["--resources", json.dumps({SLOT: 1}), "--num-cpus=1", "--block"]
-    head = subprocess.Popen([RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-                             "--include-dashboard=false", f"--temp-dir={temp}", *slot],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    procs = [head]
-    try:
-        address = f"127.0.0.1:{port}"
-        _wait_for(lambda: _answers(port), "head")
-        procs.append(subprocess.Popen([RAY, "start", f"--address={address}", "--node-ip-address=127.0.0.1", *slot],
-                                      env=env, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.STDOUT))
-        yield address
-    finally:
-        ray.shutdown()
-        for proc in reversed(procs):  # SIGTERM makes `ray start --block` stop the node's own processes
-            proc.terminate()
-            proc.wait(timeout=60)
-        shutil.rmtree(temp, ignore_errors=True)
-
-
-def _answers(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-def _wait_for(check, what: str, timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while not check():
-        assert time.time() < deadline, f"{what} did not come up"
-        time.sleep(0.5)
-
-
 def test_two_node_cluster_spreads_items(two_node_cluster):
     start_ray(two_node_cluster)
-    _wait_for(lambda: ray.cluster_resources().get(SLOT) == 2, "second node")
+    wait_for(lambda: ray.cluster_resources().get(SLOT) == 2, "second node")
     results = run_items(nap, [1, 2, 3, 4], key=str, workers=2, ray_address=two_node_cluster, label="cluster")
     assert len({r["node"] for r in results.values()}) == 2
     assert overlaps(list(results.values()))

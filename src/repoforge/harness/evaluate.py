@@ -141,7 +141,8 @@ def _done(opts: EvalOptions, prediction: Prediction, row: TaskInstance) -> bool:
 
 
 def _one_per_environment(rows: list[TaskInstance]) -> list[TaskInstance]:
-    groups = {(r.repo, r.environment_setup_commit or r.base_commit, r.env.fingerprint if r.env else ""): r for r in rows}
+    # Rows carrying our env share it by fingerprint; others by the commit their environment comes from.
+    groups = {(r.repo, r.env.fingerprint if r.env else r.environment_setup_commit or r.base_commit): r for r in rows}
     return list(groups.values())
 
 
