@@ -251,10 +251,15 @@ def plan(repo: Path, commit: str, commit_date: str, worktree: Path, backend: Bac
     return spec, meta
 
 
+def env_folder(store: Path, backend: str, fingerprint: str) -> Path:
+    """Where an environment's spec, logs and (for the process backend) venv live."""
+    return store / "envs" / backend / fingerprint
+
+
 def ensure_env(spec: EnvSpec, meta: ProjectMetadata, worktree: Path, store: Path,
                backend: Backend) -> tuple[EnvSpec, str, bool]:
     """The built environment for spec's fingerprint: (final spec, environment reference, reused?)."""
-    env_dir = store / "envs" / backend.name / spec.fingerprint
+    env_dir = env_folder(store, backend.name, spec.fingerprint)
     env_dir.mkdir(parents=True, exist_ok=True)
     with open(env_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one builder per fingerprint; the others wait and reuse

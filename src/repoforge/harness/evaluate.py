@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from repoforge.env.build import BuildFailed, ensure_env, plan
+from repoforge.env.build import BuildFailed, ensure_env, env_folder, plan
 from repoforge.env.metadata import read_metadata
 from repoforge.forge import default_store, run_all, write_atomic
 from repoforge.git.repo import GitError, checkout, open_source, paths_in_patch
@@ -146,6 +146,11 @@ def _one_per_environment(rows: list[TaskInstance]) -> list[TaskInstance]:
     return list(groups.values())
 
 
+def _env_built(row: TaskInstance, store: Path, backend: str) -> bool:
+    """Whether the row's own environment is already in the store (rows without one must be planned)."""
+    return row.env is not None and (env_folder(store, backend, row.env.fingerprint) / "spec.json").exists()
+
+
 def _prepare(row: TaskInstance, opts: EvalOptions) -> None:
     """Build (or find) a row's environment; a failure is recorded when its instances meet it again."""
     try:
@@ -208,7 +213,9 @@ def evaluate(rows: list[TaskInstance], predictions: dict[str, Prediction], opts:
     todo = [row for row in rows if row.instance_id in predictions and not _done(opts, predictions[row.instance_id], row)]
     # Each environment is built once, ahead of the instances that need it; then the instances with the
     # most tests (the slowest, as a rule) go first, so that no straggler ends the run alone.
-    run_all(_one_per_environment(todo), lambda row: _prepare(row, opts), workers, "environments", opts.ray_address)
+    backend = get_backend(opts.sandbox).name
+    to_build = [r for r in _one_per_environment(todo) if not _env_built(r, opts.store, backend)]
+    run_all(to_build, lambda row: _prepare(row, opts), workers, "environments", opts.ray_address)
     todo.sort(key=lambda row: len(row.FAIL_TO_PASS) + len(row.PASS_TO_PASS), reverse=True)
     run_all(todo, lambda row: evaluate_one(row, predictions[row.instance_id], opts), workers, f"eval {opts.run_id}",
             opts.ray_address)
