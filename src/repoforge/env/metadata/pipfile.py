@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .model import Raw, Reader
-from .requirements import add_marker
+from .requirements import add_marker, table_version_extras
 
 SRC = "Pipfile"
 
@@ -32,11 +32,7 @@ def _section(r: Reader, section: Any) -> list[Raw]:
                 if not (isinstance(spec.get("path"), str) and spec["path"].strip() == "."):
                     r.warn(f"{SRC}: skipped non-index package {name!r}")
                 continue
-            version = spec.get("version", "*")
-            if not isinstance(version, str):
-                version = "*"
-            if isinstance(spec.get("extras"), list):
-                extras = [e for e in spec["extras"] if isinstance(e, str)]
+            version, extras = table_version_extras(spec)
             if isinstance(spec.get("markers"), str):
                 marker = spec["markers"]
         else:

@@ -10,6 +10,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .model import TEST_GROUP_NAMES, Reader
+from .requirements import table_version_extras
 
 _POETRY_OP = re.compile(r"(\^|~=|~|>=|<=|==|!=|===|>|<|=)?\s*([A-Za-z0-9_.*+!-]+)")
 
@@ -160,11 +161,7 @@ def _poetry_requirements(r: Reader, name: str, spec: Any, src: str) -> list[tupl
             if any(k in entry for k in ("git", "path", "url", "file")):
                 r.warn(f"{src}: skipped non-index dependency {name!r}")
                 continue
-            version = entry.get("version", "*")
-            if not isinstance(version, str):
-                version = "*"
-            if isinstance(entry.get("extras"), list):
-                extras = [e for e in entry["extras"] if isinstance(e, str)]
+            version, extras = table_version_extras(entry)
             optional = bool(entry.get("optional", False))
             if isinstance(entry.get("python"), str):
                 py = poetry_constraint(entry["python"])

@@ -35,6 +35,14 @@ def add_marker(req: str, marker: str) -> str:
     return f"{req}; {marker}"
 
 
+def table_version_extras(entry: dict) -> tuple[str, list[str]]:
+    """Version ("*" when absent or odd) and extras of a table-form dependency (Pipfile, Poetry)."""
+    version = entry.get("version", "*")
+    extras = entry.get("extras")
+    return (version if isinstance(version, str) else "*",
+            [e for e in extras if isinstance(e, str)] if isinstance(extras, list) else [])
+
+
 def _self_extras(match: re.Match) -> list[str]:
     return [e.strip() for e in (match.group(1) or "").split(",") if e.strip()]
 
