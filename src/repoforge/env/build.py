@@ -8,7 +8,6 @@ fingerprint of what determines them, so commits with the same dependency set sha
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import re
@@ -25,6 +24,7 @@ from repoforge.env import index
 from repoforge.env.metadata import ProjectMetadata, read_metadata
 from repoforge.env.python import PYTHON_RELEASES, choose_python
 from repoforge.git.repo import commit_date_of_last_change
+from repoforge.locks import exclusive
 from repoforge.sandbox.base import TESTBED, Backend, BuildBox
 from repoforge.schema import BuildAttempt, EnvSpec, InstallStep
 from repoforge.testrun.command import test_command
@@ -261,8 +261,7 @@ def ensure_env(spec: EnvSpec, meta: ProjectMetadata, worktree: Path, store: Path
     """The built environment for spec's fingerprint: (final spec, environment reference, reused?)."""
     env_dir = env_folder(store, backend.name, spec.fingerprint)
     env_dir.mkdir(parents=True, exist_ok=True)
-    with open(env_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder per fingerprint; the others wait and reuse
+    with exclusive(env_dir / ".lock"):  # one builder per fingerprint; the others wait and reuse
         done, ref = env_dir / "spec.json", env_dir / "ref"
         if done.exists() and backend.env_exists(ref.read_text()):
             return EnvSpec.model_validate_json(done.read_text()), ref.read_text(), True

@@ -14,7 +14,6 @@ the loopback device so that connects time out as on a slow network.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
@@ -28,6 +27,7 @@ import time
 from pathlib import Path
 
 from repoforge.git.repo import git
+from repoforge.locks import exclusive
 from repoforge.sandbox import SandboxError
 from repoforge.sandbox.base import BUILD_ENV, TESTBED, ExecResult, PatchError
 from repoforge.sandbox.process import uv_binary, uv_cache_dir
@@ -90,19 +90,9 @@ def ca_bundle() -> str | None:
     return None
 
 
-class _Locked:
+def _building(name: str):
     """One builder per image name across threads and processes on this host."""
-
-    def __init__(self, name: str):
-        LOCKS.mkdir(parents=True, exist_ok=True)
-        self.path = LOCKS / (hashlib.sha256(name.encode()).hexdigest()[:16] + ".lock")
-
-    def __enter__(self):
-        self.handle = open(self.path, "w")
-        fcntl.flock(self.handle, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc):
-        self.handle.close()
+    return exclusive(LOCKS / (hashlib.sha256(name.encode()).hexdigest()[:16] + ".lock"))
 
 
 # --- images -------------------------------------------------------------------------------------
@@ -118,7 +108,7 @@ def _packages(suite: str) -> list[str]:
 
 def ensure_base(python: str) -> str:
     ref = base_ref(python)
-    with _Locked(ref):
+    with _building(ref):
         if not image_exists(ref):
             _build_base(SUITES[python], ref)
     return ref
@@ -165,7 +155,7 @@ def instance_ref(instance_id: str) -> str:
 def ensure_instance(repo: Path, commit: str, env_ref: str, instance_id: str) -> str:
     """The environment plus the repository at `commit` and nothing newer."""
     ref = instance_ref(instance_id)
-    with _Locked(ref):
+    with _building(ref):
         parent = docker("image", "inspect", "--format", '{{index .Config.Labels "repoforge.parent"}}', ref,
                         check=False)
         if parent.returncode == 0 and parent.stdout.decode().strip() == env_ref:
