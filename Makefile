@@ -14,6 +14,8 @@ setup: $(VENV)/.ready
 demo: setup
 	$(PY) examples/calcpkg.py demo-out/calcpkg
 	$(VENV)/bin/repoforge forge demo-out/calcpkg -o demo-out/forged --timeout 30
+	$(VENV)/bin/repoforge eval --dataset demo-out/forged/instances.jsonl --predictions gold --run-id demo \
+		--log-dir demo-out/logs/run_evaluation --report-dir demo-out
 
 test: setup
 	$(VENV)/bin/python -m pytest -q -ra

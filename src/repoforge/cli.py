@@ -128,15 +128,16 @@ def evaluate(
 ) -> None:
     """Apply predictions to instances, run their tests, grade, and report as SWE-bench does."""
     from repoforge.harness import hub
-    from repoforge.harness.dataset import DatasetError, load_dataset, load_predictions
+    from repoforge.harness.dataset import DatasetError, load_dataset, load_predictions, sources_beside
     from repoforge.harness.evaluate import EvalOptions, evaluate as run_evaluation
 
     values = {"store": store} if store is not None else {}
     opts = EvalOptions(run_id=run_id, log_dir=log_dir, report_dir=report_dir, repo_mirror=repo_mirror,
                        sandbox=_check_sandbox(sandbox), timeout=timeout, ray_address=ray_address, **values)
     try:
-        rows, skipped = load_dataset(hub.download(dataset, opts.store / "datasets") if hub.is_hub_name(dataset)
-                                     else Path(dataset))
+        path = hub.download(dataset, opts.store / "datasets") if hub.is_hub_name(dataset) else Path(dataset)
+        rows, skipped = load_dataset(path)
+        opts.sources_file = sources_beside(path)
         chosen = load_predictions(predictions, rows)
     except DatasetError as exc:
         console.print(f"[red]{exc}[/red]")

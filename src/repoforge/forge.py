@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 
 from repoforge.env.build import BuildFailed, ensure_env, plan
+from repoforge.git.locate import keep_clone
 from repoforge.git.repo import GitError, checkout, open_source
 from repoforge.mine import mine
 from repoforge.sandbox import SandboxError, get_backend
@@ -102,6 +103,7 @@ def mine_sources(sources: list[str], opts: ForgeOptions) -> list[Candidate]:
             rejections.append(Rejection(stage="source", reason="unusable source", detail=f"{source}: {exc}"))
             continue
         repos[name] = str(path)
+        keep_clone(path, name, opts.store)  # rows forged from it are evaluated wherever they are taken
         candidates += found
         rejections += rejected
     if opts.max_candidates is not None:

@@ -53,6 +53,11 @@ def repo_name_from_url(url: str) -> str:
     return f"local/{parts[-1] if parts else 'repo'}"
 
 
+def clone_url(name: str) -> str:
+    """Where owner/name lives when nothing local holds it (SWE-bench's rows all come from GitHub)."""
+    return f"https://github.com/{name}.git"
+
+
 def open_source(source: str, cache_dir: Path, repo_mirror: Path | None = None) -> tuple[Path, str]:
     """Return (local repository path, owner/name) for a local path, a bundle or a URL.
 
@@ -153,6 +158,10 @@ def changed_files(repo: Path, base: str, commit: str) -> list[FileChange]:
     return changes
 
 
+def commit_date(repo: Path, commit: str) -> str:
+    return git(repo, "log", "-1", "--format=%cI", commit).strip()
+
+
 def commit_date_of_last_change(repo: Path, commit: str, paths: list[str]) -> str | None:
     """Committer date of the newest commit at or before `commit` that touched any of `paths`."""
     if not paths:
@@ -184,6 +193,8 @@ def paths_in_patch(patch: str) -> list[str]:
     return list(dict.fromkeys(paths))
 
 
-def apply_patch(worktree: Path, patch: str) -> None:
+def apply_patch(worktree: Path, patch: str, only: list[str] | None = None) -> None:
+    """Apply `patch` (only its changes to the files `only`, when given)."""
     if patch.strip():
-        git(worktree, "apply", "--whitespace=nowarn", "-", input=patch.encode())
+        include = [f"--include={path}" for path in only or []]
+        git(worktree, "apply", "--whitespace=nowarn", *include, "-", input=patch.encode())

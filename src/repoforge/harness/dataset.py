@@ -44,6 +44,11 @@ def read_records(path: Path) -> list[dict]:
     return records
 
 
+def sources_beside(path: Path) -> Path:
+    """The sources.json forge writes beside its instances.jsonl: owner/name -> the repository it mined."""
+    return ((path if path.is_dir() else path.parent) / "sources.json").resolve()
+
+
 def load_dataset(path: Path) -> tuple[list[TaskInstance], dict[str, str]]:
     """(rows, {instance_id or row number: why it was skipped}) - a malformed row costs only itself."""
     rows, skipped = [], {}

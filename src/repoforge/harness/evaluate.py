@@ -21,7 +21,8 @@ from pydantic import BaseModel, Field
 from repoforge.env.build import BuildFailed, ensure_env, env_folder, plan
 from repoforge.env.metadata import read_metadata
 from repoforge.forge import default_store, run_all, write_atomic
-from repoforge.git.repo import GitError, checkout, open_source, paths_in_patch
+from repoforge.git.locate import RepoPlaces, find_repository, has_commit
+from repoforge.git.repo import GitError, apply_patch, checkout, commit_date, paths_in_patch
 from repoforge.harness.grade import (NeedsNetwork, apply_with_fallback, check_online, consistent, grade,
                                      restore_from_base, test_files_touched)
 from repoforge.sandbox import SandboxError, get_backend
@@ -40,9 +41,13 @@ class EvalOptions(BaseModel):
     log_dir: AbsolutePath = Path("logs/run_evaluation")
     report_dir: AbsolutePath = Path(".")
     repo_mirror: AbsolutePath | None = None
+    sources_file: AbsolutePath | None = None  # forge's sources.json beside the dataset
     sandbox: str = "auto"
     timeout: float = 1800
     ray_address: str | None = None
+
+    def places(self) -> RepoPlaces:
+        return RepoPlaces(store=self.store, mirror=self.repo_mirror, sources_file=self.sources_file)
 
 
 def model_dir(name: str) -> str:
@@ -55,22 +60,48 @@ def instance_log_dir(opts: EvalOptions, prediction: Prediction, instance_id: str
 
 def environment(row: TaskInstance, opts: EvalOptions, backend, log: list[str]) -> tuple[Path, EnvSpec, str]:
     """(repository, spec, env_ref): the row's own env when this backend can build it, else inferred."""
-    repo, _ = open_source(f"https://github.com/{row.repo}.git", opts.store / "repos", opts.repo_mirror)
-    # The base commit's own manifests say what its tests need (a later environment_setup_commit may have
-    # dropped a dependency the base commit still imports); commits with equal manifests share a build.
-    commit = row.base_commit
+    repo = find_repository(row.repo, row.base_commit, opts.places())
+    own = row.env is not None and row.env.python in backend.pythons()
+    commit = row.base_commit if own else _setup_commit(repo, row, log)
     tree = opts.store / "work" / f"env-{row.instance_id}-{os.getpid()}"
     try:
         checkout(repo, commit, tree)
-        if row.env is not None and row.env.python in backend.pythons():
+        if own:
             spec, meta = row.env.model_copy(update={"attempts": [], "install_steps": []}), read_metadata(tree)
         else:
-            spec, meta = plan(repo, commit, row.created_at, tree, backend)
+            _apply_manifest_changes(tree, row.patch, log)
+            spec, meta = plan(repo, commit, commit_date(repo, commit), tree, backend)
         spec, env_ref, reused = ensure_env(spec, meta, tree, opts.store, backend)
     finally:
         shutil.rmtree(tree, ignore_errors=True)
     log.append(f"environment {spec.fingerprint} (python {spec.python}, {'reused' if reused else 'built'}): {env_ref}")
     return repo, spec, env_ref
+
+
+def _setup_commit(repo: Path, row: TaskInstance, log: list[str]) -> str:
+    """Where a row without our env is planned: its environment_setup_commit, as SWE-bench plans it.
+
+    That commit is shared by every row of one version, so they share one environment, and their test
+    lists were made in an environment of that commit's dependencies.
+    """
+    commit = row.environment_setup_commit or row.base_commit
+    if commit != row.base_commit and not has_commit(repo, commit):
+        log.append(f"environment_setup_commit {commit[:12]} is not in the repository: planned at the base commit")
+        return row.base_commit
+    return commit
+
+
+def _apply_manifest_changes(tree: Path, patch: str, log: list[str]) -> None:
+    """The fix's changes to the dependency manifests: a fix may declare the package it starts to import."""
+    manifests = set(read_metadata(tree).manifest_files)
+    files = [path for path in paths_in_patch(patch) if path in manifests]
+    if not files:
+        return
+    try:
+        apply_patch(tree, patch, only=files)
+        log.append(f"planned with the fix's changes to {', '.join(files)}")
+    except GitError:
+        log.append(f"the fix's changes to {', '.join(files)} do not apply at the setup commit: planned without them")
 
 
 def evaluate_one(row: TaskInstance, prediction: Prediction, opts: EvalOptions) -> InstanceReport:
@@ -91,6 +122,7 @@ def evaluate_one(row: TaskInstance, prediction: Prediction, opts: EvalOptions) -
         except Exception as exc:  # a harness bug: recorded as this instance's error, the run goes on
             report.error = f"internal error {type(exc).__name__}: {exc}"
     report.seconds["total"] = round(time.monotonic() - start, 3)
+    log.append(f"seconds: {json.dumps(report.seconds)}")
     log.append(f"{ERROR_MARK}{report.error}" if report.error else f"resolved: {report.resolved}")
     (folder / "run_instance.log").write_text("\n".join(log) + "\n")
     # As in SWE-bench, an instance that erred has no report.json: it counts as an error, and a rerun retries it.
@@ -161,8 +193,8 @@ def _done(opts: EvalOptions, prediction: Prediction, row: TaskInstance) -> bool:
 
 
 def _one_per_environment(rows: list[TaskInstance]) -> list[TaskInstance]:
-    # Rows carrying our env share it by fingerprint; the others are planned at their base commits.
-    groups = {(r.repo, r.env.fingerprint if r.env else r.base_commit): r for r in rows}
+    # Rows carrying our env share it by fingerprint; the others are planned at their setup commits.
+    groups = {(r.repo, r.env.fingerprint if r.env else r.environment_setup_commit or r.base_commit): r for r in rows}
     return list(groups.values())
 
 
