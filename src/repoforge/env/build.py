@@ -31,7 +31,7 @@ from repoforge.sandbox.base import TESTBED, Backend, BuildBox, save_generated
 from repoforge.schema import BuildAttempt, EnvSpec, InstallStep
 from repoforge.testrun.command import test_command
 
-RECIPE_VERSION = "7"  # bump when the way environments are built changes
+RECIPE_VERSION = "8"  # bump when the way environments are built changes
 INSTALL_TIMEOUT = 900
 MAX_REPAIRS = 8
 
@@ -148,7 +148,10 @@ class Installer:
 
     def uv_install(self, name: str, args: list[str], dated: bool = True) -> None:
         for _ in range(MAX_REPAIRS):
-            argv = [self.box.uv, "pip", "install", "--python", f"{self.box.venv}/bin/python", *args]
+            # Compiled as pip compiles: a dependency's compile-time warnings (an invalid escape) must not
+            # reach tests that turn warnings into errors, and sandboxes never write bytecode.
+            argv = [self.box.uv, "pip", "install", "--compile-bytecode", "--python", f"{self.box.venv}/bin/python",
+                    *args]
             if dated:
                 argv[3:3] = self._cutoff_args()
             if self.spec.install_env:
@@ -369,7 +372,7 @@ def ensure_env(spec: EnvSpec, meta: ProjectMetadata, worktree: Path, store: Path
 
 def _build(spec: EnvSpec, meta: ProjectMetadata, box: BuildBox, env_dir: Path) -> EnvSpec:
     attempts: list[BuildAttempt] = []
-    droppable = frozenset(canonicalize_name(r.name) for r in _names(meta.test_requirements))
+    droppable = _droppable(meta)
     for name, strategy in STRATEGIES:
         start = time.monotonic()
         trial = spec.model_copy(deep=True)
@@ -391,14 +394,19 @@ def _build(spec: EnvSpec, meta: ProjectMetadata, box: BuildBox, env_dir: Path) -
         saved = installer.run(save_generated(box.venv))
         if saved.exit_code != 0:
             log.append(f"generated files not kept: {saved.output}")
-        # Bytecode caches are rebuilt on demand; they only cost disk.
-        installer.run(f"find {box.venv} -name __pycache__ -prune -exec rm -rf {{}} +")
         trial.strategy, trial.attempts = name, attempts
         return trial
     installer.run(f"rm -rf {box.venv}")
     reason = "install failed"
     (env_dir / "failed.json").write_text(json.dumps({"reason": reason, "attempts": [a.model_dump() for a in attempts]}))
     raise BuildFailed(reason, attempts)
+
+
+def _droppable(meta: ProjectMetadata) -> frozenset[str]:
+    """Test requirements that may be left out when they cannot be installed; never what the project itself needs
+    (CI environment files list the runtime dependencies among the test tools)."""
+    runtime = {canonicalize_name(r.name) for r in _names(meta.dependencies)}
+    return frozenset(canonicalize_name(r.name) for r in _names(meta.test_requirements)) - runtime
 
 
 class PluginDated(Exception):
