@@ -35,6 +35,7 @@ from pathlib import Path
 import pytest
 
 from repoforge.schema import TestStatus as Status  # a Test* name would be collected
+from repoforge.testrun.logparsers import UnknownLogParser, parse_log, swebench_parser
 from repoforge.testrun.parse import (junit_would_name, parse_junit, parse_pytest_log, parse_unittest_log,
                                      with_swebench_spellings)
 
@@ -247,3 +248,14 @@ def test_swebench_spellings_of_duplicate_parameter_ids_of_both_pytest_eras():
 def test_junit_would_name_the_tests_of_the_files_that_ran(test_id, named):
     assert junit_would_name(test_id, ["tests/test_x.py"]) is named
 
+
+def test_swebench_parsers_are_found_by_name_or_repository_only():
+    assert swebench_parser("parse_log_sympy", "example/calcpkg") == "parse_log_sympy"
+    assert swebench_parser(None, "pylint-dev/pylint") == "parse_log_pytest_options"  # swebench's own map
+    assert swebench_parser(None, "example/calcpkg") is None
+    for name in ("parse_log_gotest", "__import__('os').system('true')", "TestStatus"):
+        with pytest.raises(UnknownLogParser, match="is not one of swebench's Python log parsers"):
+            swebench_parser(name, "example/calcpkg")
+    pytest_log = "PASSED [100%]\nFAILED tests/x.py::test_b - assert 1 == 2\n"
+    assert parse_log("parse_log_pytest", pytest_log) == {"[100%]": P, "tests/x.py::test_b": F}
+    assert parse_log("parse_log_sympy", "test_c ok\ntest_d F\n") == {"test_c": P, "test_d": F}

@@ -22,12 +22,13 @@ from repoforge.env.build import BuildFailed, ensure_env, env_folder, plan
 from repoforge.env.metadata import read_metadata
 from repoforge.forge import default_store, run_all, write_atomic
 from repoforge.git.repo import GitError, checkout, open_source, paths_in_patch
-from repoforge.harness.grade import (NeedsNetwork, apply_with_fallback, check_online, consistent, grade,
+from repoforge.harness.grade import (NeedsNetwork, Results, apply_with_fallback, check_online, consistent, grade,
                                      restore_from_base, test_files_touched)
 from repoforge.sandbox import SandboxError, get_backend
 from repoforge.sandbox.base import PatchError, Sandbox
 from repoforge.schema import AbsolutePath, EnvSpec, InstanceReport, Prediction, TaskInstance
 from repoforge.testrun.command import render
+from repoforge.testrun.logparsers import UnknownLogParser, parse_log, swebench_parser
 from repoforge.validate import RunFailed, existing_files, run_tests
 
 
@@ -86,7 +87,8 @@ def evaluate_one(row: TaskInstance, prediction: Prediction, opts: EvalOptions) -
     if report.patch_exists:
         try:
             _run(row, patch, opts, report, folder, log)
-        except (GitError, SandboxError, BuildFailed, PatchError, NeedsNetwork, NothingToRun) as exc:
+        except (GitError, SandboxError, BuildFailed, PatchError, NeedsNetwork, NothingToRun,
+                UnknownLogParser) as exc:
             report.error = f"{type(exc).__name__}: {exc.summary() if isinstance(exc, BuildFailed) else exc}"
         except Exception as exc:  # a harness bug: recorded as this instance's error, the run goes on
             report.error = f"internal error {type(exc).__name__}: {exc}"
@@ -100,6 +102,8 @@ def evaluate_one(row: TaskInstance, prediction: Prediction, opts: EvalOptions) -
 
 
 def _run(row: TaskInstance, patch: str, opts: EvalOptions, report: InstanceReport, folder: Path, log: list[str]) -> None:
+    parser = swebench_parser(row.log_parser, row.repo)
+    log.append(f"log parser: {parser or 'none, the JUnit results decide every test'}")
     backend = get_backend(opts.sandbox)
     started = time.monotonic()
     repo, spec, env_ref = environment(row, opts, backend, log)
@@ -123,7 +127,8 @@ def _run(row: TaskInstance, patch: str, opts: EvalOptions, report: InstanceRepor
             log.append(exc.reason)
         report.seconds["tests"] = round(time.monotonic() - tests_started, 3)
         (folder / "test_output.txt").write_text(output)
-        grade(report, statuses, row.FAIL_TO_PASS, row.PASS_TO_PASS)
+        grade(report, statuses, row.FAIL_TO_PASS, row.PASS_TO_PASS, files,
+              Results(parser, parse_log(parser, output)) if parser else None)
         if run:
             check_online(report, run.failures)
         if run and not consistent(statuses, run.result.exit_code):
