@@ -13,7 +13,7 @@ from pathlib import Path
 import calcpkg
 import pytest
 import ray
-from conftest import wait_for
+from conftest import http_service, wait_for
 
 from repoforge.forge import ForgeOptions, forge
 from repoforge.harness.dataset import load_dataset, load_predictions
@@ -193,6 +193,43 @@ def test_a_test_that_needs_the_network_is_an_infrastructure_error(forged):
         "NeedsNetwork: 1 test(s) need a live network service and the sandbox is offline: "
         "tests/test_online.py::test_reads_the_package_index; every other required test passed")
     assert not (forged[0] / LOGS / "online-run" / "gold" / FIX_ID / "report.json").exists()
+
+
+SERVICE_TEST = '''\
+diff --git a/tests/test_service.py b/tests/test_service.py
+new file mode 100644
+--- /dev/null
++++ b/tests/test_service.py
+@@ -0,0 +1,5 @@
++import urllib.request
++
++
++def test_reads_the_service():
++    assert urllib.request.urlopen("http://127.0.0.1:{port}/", timeout=10).read() == b"up"
+'''
+
+
+def test_network_on_request_shares_the_hosts_network(forged, tmp_path):
+    """`eval --network` lets the tests reach a server on the host's loopback; by default they cannot."""
+    tmp, store = forged
+    needed = "tests/test_service.py::test_reads_the_service"
+    with http_service("127.0.0.1") as port:
+        row = with_test_file(forged_row(forged), SERVICE_TEST.format(port=port), needed)
+        _, reports = run(forged, "gold", "service-offline", [row])
+        dataset = tmp_path / "service.jsonl"
+        dataset.write_text(row.model_dump_json() + "\n")
+        online = subprocess.run([str(Path(sys.executable).parent / "repoforge"), "eval", "--dataset", str(dataset),
+                                 "--predictions", "gold", "--run-id", "service-online", "--network", "--max-workers",
+                                 "1", "--sandbox", "process", "--store", str(store), "--repo-mirror",
+                                 str(tmp / "mirror"), "--log-dir", str(tmp / LOGS), "--report-dir", str(tmp)],
+                                capture_output=True, text=True)
+    assert online.returncode == 0, online.stderr
+    assert reports[FIX_ID]["tests_status"]["PASS_TO_PASS"]["failure"] == [needed]
+    for run_id, network in (("service-offline", "off"), ("service-online", "on")):
+        folder = tmp / LOGS / run_id / "gold" / FIX_ID
+        assert json.loads((folder / "report.json").read_text())[FIX_ID]["resolved"] is (network == "on")
+        assert f"network: {network}" in (folder / "run_instance.log").read_text().splitlines()
+        assert f"# network: {network}" in (folder / "eval.sh").read_text()
 
 
 PROGRESS_TEST = '''\

@@ -44,6 +44,7 @@ class EvalOptions(BaseModel):
     sandbox: str = "auto"
     timeout: float = 1800
     ray_address: str | None = None
+    network: bool = False  # tests may reach the network (rows SWE-bench graded online); off, they cannot
 
 
 def model_dir(name: str) -> str:
@@ -103,12 +104,14 @@ def evaluate_one(row: TaskInstance, prediction: Prediction, opts: EvalOptions) -
 
 def _run(row: TaskInstance, patch: str, opts: EvalOptions, report: InstanceReport, folder: Path, log: list[str]) -> None:
     parser = swebench_parser(row.log_parser, row.repo)
+    log.append(f"network: {'on' if opts.network else 'off'}")
     log.append(f"log parser: {parser or 'none, the JUnit results decide every test'}")
     backend = get_backend(opts.sandbox)
     started = time.monotonic()
     repo, spec, env_ref = environment(row, opts, backend, log)
     report.seconds["env"] = round(time.monotonic() - started, 3)
-    sandbox = backend.instance_sandbox(repo, row.base_commit, env_ref, row.instance_id, opts.store / "work")
+    sandbox = backend.instance_sandbox(repo, row.base_commit, env_ref, row.instance_id, opts.store / "work",
+                                       network=opts.network)
     try:
         report.patch_successfully_applied = apply_with_fallback(sandbox, patch, log)
         if not report.patch_successfully_applied:
@@ -117,7 +120,7 @@ def _run(row: TaskInstance, patch: str, opts: EvalOptions, report: InstanceRepor
         restore_from_base(sandbox, test_files_touched(patch) + paths_in_patch(row.test_patch), log)
         sandbox.apply_patch(row.test_patch)
         files = _test_files(sandbox, row.test_patch)
-        (folder / "eval.sh").write_text(_eval_script(row, spec, files))
+        (folder / "eval.sh").write_text(_eval_script(row, spec, files, opts.network))
         tests_started = time.monotonic()
         try:
             run = run_tests(sandbox, spec, files, opts.timeout)
@@ -129,7 +132,7 @@ def _run(row: TaskInstance, patch: str, opts: EvalOptions, report: InstanceRepor
         (folder / "test_output.txt").write_text(output)
         grade(report, statuses, row.FAIL_TO_PASS, row.PASS_TO_PASS, files,
               Results(parser, parse_log(parser, output)) if parser else None)
-        if run:
+        if run and not opts.network:  # online, a network failure is not the sandbox's doing
             check_online(report, run.failures)
         if run and not consistent(statuses, run.result.exit_code):
             log.append(f"exit code {run.result.exit_code} disagrees with the parsed results: not resolved")
@@ -151,10 +154,11 @@ def _test_files(sandbox: Sandbox, test_patch: str) -> list[str]:
     return files
 
 
-def _eval_script(row: TaskInstance, spec: EnvSpec, files: list[str]) -> str:
+def _eval_script(row: TaskInstance, spec: EnvSpec, files: list[str], network: bool) -> str:
     """What the harness ran, as a script a person can rerun in the sandbox."""
+    network_note = "on (repoforge eval --network)" if network else "off (every route leads to the loopback device)"
     return "\n".join([
-        "#!/bin/bash", "set -uo pipefail", "cd /testbed",
+        "#!/bin/bash", "set -uo pipefail", f"# network: {network_note}", "cd /testbed",
         f"git checkout {row.base_commit} -- {' '.join(paths_in_patch(row.test_patch))}",
         "git apply -v - <<'EOF_TEST_PATCH'", row.test_patch.rstrip("\n"), "EOF_TEST_PATCH",
         render(spec.test_command, files), "",
