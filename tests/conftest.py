@@ -4,7 +4,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -68,3 +71,25 @@ def wait_for(check, what: str, timeout: float = 60) -> None:
     while not check():
         assert time.time() < deadline, f"{what} did not come up"
         time.sleep(0.5)
+
+
+class _Up(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"up")
+
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def http_service(host: str):
+    """A server on `host` that answers every GET with b"up"; yields its port."""
+    server = ThreadingHTTPServer((host, 0), _Up)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()

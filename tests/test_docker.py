@@ -10,6 +10,7 @@ import subprocess
 import calcpkg
 import pytest
 import repos
+from conftest import http_service
 
 from repoforge.forge import ForgeOptions, forge
 from repoforge.harness.dataset import load_dataset, load_predictions
@@ -92,6 +93,27 @@ def test_tests_cannot_reach_the_network_and_connects_time_out(runs):
         assert lookup.exit_code != 0 and "gaierror" in lookup.output
     finally:
         box.close()
+
+
+def test_network_on_request_puts_the_container_on_dockers_bridge(runs, tmp_path):
+    """`eval --network`: the instance's container reaches a server on the host's bridge address; offline, it cannot."""
+    bridge = subprocess.run(["ip", "-4", "-o", "addr", "show", "docker0"], capture_output=True, text=True)
+    bridge = bridge.stdout.split()
+    if "inet" not in bridge:
+        pytest.skip("the Docker engine's bridge is not on this host")
+    host = bridge[bridge.index("inet") + 1].split("/")[0]
+    calc = runs[0]
+    base = calc._git("rev-list", "--reverse", "HEAD").split()[0]
+    env_ref = docker("image", "inspect", "--format", '{{index .Config.Labels "repoforge.parent"}}',
+                     instance_ref(FIX_ID)).stdout.decode().strip()
+    with http_service(host) as port:
+        probe = f"python -c \"import urllib.request; urllib.request.urlopen('http://{host}:{port}/', timeout=5)\""
+        for network in (True, False):
+            box = DockerBackend().instance_sandbox(calc.path, base, env_ref, FIX_ID, tmp_path, network=network)
+            try:
+                assert (box.exec(probe, timeout=60).exit_code == 0) is network
+            finally:
+                box.close()
 
 
 def test_crashed_runs_containers_are_removed_by_the_next(runs):

@@ -13,13 +13,15 @@ from pathlib import Path
 import calcpkg
 import pytest
 import ray
-from conftest import wait_for
+from conftest import http_service, wait_for
 
 from repoforge.forge import ForgeOptions, forge
 from repoforge.harness.dataset import load_dataset, load_predictions
 from repoforge.harness.evaluate import EvalOptions, evaluate
 from repoforge.runner import SLOT, start_ray
-from repoforge.schema import Prediction
+from repoforge.schema import Prediction, TaskInstance
+from repoforge.schema import TestStatus as Status  # a Test* name would be collected
+from repoforge.testrun.logparsers import parse_log
 
 pytestmark = pytest.mark.slow
 FIX_ID = "example__calcpkg-12"
@@ -34,9 +36,12 @@ def forged(tmp_path_factory, store):
     return tmp, store
 
 
-def run(forged, predictions: str | dict, run_id: str) -> tuple[dict, dict]:
+def run(forged, predictions: str | dict, run_id: str, rows: list[TaskInstance] | None = None) -> tuple[dict, dict]:
+    """Evaluate the forged instances (or `rows`): the run report and each instance's report.json body."""
     tmp, store = forged
-    rows, skipped = load_dataset(tmp / "forged" / "instances.jsonl")
+    skipped = {}
+    if rows is None:
+        rows, skipped = load_dataset(tmp / "forged" / "instances.jsonl")
     chosen = load_predictions(predictions, rows) if isinstance(predictions, str) else predictions
     opts = EvalOptions(run_id=run_id, store=store, log_dir=tmp / LOGS, report_dir=tmp, repo_mirror=tmp / "mirror",
                        sandbox="process", timeout=30)
@@ -52,9 +57,27 @@ def one(patch: str) -> dict:
     return {FIX_ID: Prediction(instance_id=FIX_ID, model_name_or_path="attacker", model_patch=patch)}
 
 
-def fix_patch(forged) -> str:
+def forged_row(forged) -> TaskInstance:
     rows, _ = load_dataset(forged[0] / "forged" / "instances.jsonl")
-    return next(r.patch for r in rows if r.instance_id == FIX_ID)
+    return next(r for r in rows if r.instance_id == FIX_ID)
+
+
+def wrong_patch(patch: str) -> str:
+    """A gold patch of calcpkg made wrong: it still applies, and the FAIL_TO_PASS tests fail."""
+    for right, wrong in (("return a + b", "return a * b"), ("return base ** exp", "return base * exp")):
+        patch = patch.replace(f"+    {right}", f"+    {wrong}")
+    return patch
+
+
+def rewritten(row: TaskInstance, **fields) -> TaskInstance:
+    """The row as SWE-bench might carry it: other test ids, a log_parser."""
+    return TaskInstance.model_validate(row.model_dump() | fields)
+
+
+def with_test_file(row: TaskInstance, diff: str, *pass_to_pass: str, **fields) -> TaskInstance:
+    """The row with one more test file in its test_patch, and more PASS_TO_PASS tests."""
+    return rewritten(row, test_patch=row.test_patch + diff, PASS_TO_PASS=row.PASS_TO_PASS + list(pass_to_pass),
+                     **fields)
 
 
 def test_gold_resolves_every_instance_with_swebench_logs(forged):
@@ -77,7 +100,7 @@ def test_empty_resolves_none(forged):
 
 
 def test_wrong_patch_lists_its_failing_tests(forged):
-    wrong = fix_patch(forged).replace("+    return a + b", "+    return a * b")
+    wrong = wrong_patch(forged_row(forged).patch)
     report, reports = run(forged, one(wrong), "wrong-run")
     status = reports[FIX_ID]["tests_status"]
     assert reports[FIX_ID]["patch_successfully_applied"] and not reports[FIX_ID]["resolved"]
@@ -160,24 +183,139 @@ new file mode 100644
 '''
 
 
-def test_a_test_that_needs_the_network_is_an_infrastructure_error(forged, tmp_path):
+def test_a_test_that_needs_the_network_is_an_infrastructure_error(forged):
     """A row graded with the network on (as SWE-bench's are) lists a test the offline sandbox cannot pass."""
-    tmp, store = forged
-    row = next(json.loads(l) for l in (tmp / "forged" / "instances.jsonl").read_text().splitlines() if FIX_ID in l)
-    row["test_patch"] += ONLINE_TEST
-    row["PASS_TO_PASS"] = row["PASS_TO_PASS"] + ["tests/test_online.py::test_reads_the_package_index"]
-    dataset = tmp_path / "online.jsonl"
-    dataset.write_text(json.dumps(row) + "\n")
-    rows, _ = load_dataset(dataset)
-    opts = EvalOptions(run_id="online-run", store=store, log_dir=tmp_path / LOGS, report_dir=tmp_path,
-                       repo_mirror=tmp / "mirror", sandbox="process", timeout=30)
-    report, _ = evaluate(rows, load_predictions("gold", rows), opts, workers=1)
+    row = with_test_file(forged_row(forged), ONLINE_TEST, "tests/test_online.py::test_reads_the_package_index")
+    report, _ = run(forged, "gold", "online-run", [row])
     assert report["error_ids"] == report["infra_failure_ids"] == [FIX_ID]
     assert report["resolved_ids"] == report["unresolved_ids"] == []
     assert report["failure_reasons"][FIX_ID] == (
         "NeedsNetwork: 1 test(s) need a live network service and the sandbox is offline: "
         "tests/test_online.py::test_reads_the_package_index; every other required test passed")
-    assert not (tmp_path / LOGS / "online-run" / "gold" / FIX_ID / "report.json").exists()
+    assert not (forged[0] / LOGS / "online-run" / "gold" / FIX_ID / "report.json").exists()
+
+
+SERVICE_TEST = '''\
+diff --git a/tests/test_service.py b/tests/test_service.py
+new file mode 100644
+--- /dev/null
++++ b/tests/test_service.py
+@@ -0,0 +1,5 @@
++import urllib.request
++
++
++def test_reads_the_service():
++    assert urllib.request.urlopen("http://127.0.0.1:{port}/", timeout=10).read() == b"up"
+'''
+
+
+def test_network_on_request_shares_the_hosts_network(forged, tmp_path):
+    """`eval --network` lets the tests reach a server on the host's loopback; by default they cannot."""
+    tmp, store = forged
+    needed = "tests/test_service.py::test_reads_the_service"
+    with http_service("127.0.0.1") as port:
+        row = with_test_file(forged_row(forged), SERVICE_TEST.format(port=port), needed)
+        _, reports = run(forged, "gold", "service-offline", [row])
+        dataset = tmp_path / "service.jsonl"
+        dataset.write_text(row.model_dump_json() + "\n")
+        online = subprocess.run([str(Path(sys.executable).parent / "repoforge"), "eval", "--dataset", str(dataset),
+                                 "--predictions", "gold", "--run-id", "service-online", "--network", "--max-workers",
+                                 "1", "--sandbox", "process", "--store", str(store), "--repo-mirror",
+                                 str(tmp / "mirror"), "--log-dir", str(tmp / LOGS), "--report-dir", str(tmp)],
+                                capture_output=True, text=True)
+    assert online.returncode == 0, online.stderr
+    assert reports[FIX_ID]["tests_status"]["PASS_TO_PASS"]["failure"] == [needed]
+    for run_id, network in (("service-offline", "off"), ("service-online", "on")):
+        folder = tmp / LOGS / run_id / "gold" / FIX_ID
+        assert json.loads((folder / "report.json").read_text())[FIX_ID]["resolved"] is (network == "on")
+        assert f"network: {network}" in (folder / "run_instance.log").read_text().splitlines()
+        assert f"# network: {network}" in (folder / "eval.sh").read_text()
+
+
+PROGRESS_TEST = '''\
+diff --git a/tests/test_progress.py b/tests/test_progress.py
+new file mode 100644
+--- /dev/null
++++ b/tests/test_progress.py
+@@ -0,0 +1,3 @@
++def test_prints_a_progress_line():
++    # What a wrapped progress line leaves in pytest's output; SWE-bench's parser reads it as a test "[100%]".
++    print("PASSED [100%]")
+'''
+
+
+def test_a_log_parser_artifact_is_graded_as_swebench_grades_it(forged):
+    """Rows of pytest-dev__pytest-5262 and -7521 list "[100%]" in PASS_TO_PASS: no test, a line their parser read."""
+    progress = "tests/test_progress.py::test_prints_a_progress_line"
+    row = with_test_file(forged_row(forged), PROGRESS_TEST, progress, "[100%]", log_parser="parse_log_pytest")
+    _, reports = run(forged, "gold", "artifact-run", [row])
+    assert reports[FIX_ID]["resolved"]
+    assert reports[FIX_ID]["decided_by"] == {"junit": row.FAIL_TO_PASS + row.PASS_TO_PASS[:-1],
+                                             "parse_log_pytest": ["[100%]"]}
+    _, reports = run(forged, "gold", "artifact-without-parser", [rewritten(row, log_parser=None)])
+    assert not reports[FIX_ID]["resolved"]
+    assert reports[FIX_ID]["tests_status"]["PASS_TO_PASS"]["failure"] == ["[100%]"]
+    assert reports[FIX_ID]["decided_by"] == {"junit": row.FAIL_TO_PASS + row.PASS_TO_PASS}
+
+
+def test_rows_naming_tests_without_their_files_are_graded_by_those_names(forged):
+    """sympy's bare function names, unittest's and Django's "name (module.Class)" (3.11+: "...Class.name")."""
+    power = next(r for r in load_dataset(forged[0] / "forged" / "instances.jsonl")[0]
+                 if r.FAIL_TO_PASS[0].startswith("tests/test_power.py"))
+    rows = [
+        rewritten(forged_row(forged), FAIL_TO_PASS=["test_add", "test_add_negative"], PASS_TO_PASS=["test_mul"],
+                  log_parser="parse_log_sympy"),
+        rewritten(power, FAIL_TO_PASS=["test_square (tests.test_power.TestPower)",
+                                       "test_square (test_power.TestPower.test_square)",
+                                       "test_power[2-3-8]", "test_power[5-0-1]"], log_parser="parse_log_django"),
+    ]
+    ids = sorted(r.instance_id for r in rows)
+    report, reports = run(forged, "gold", "short-names-gold", rows)
+    assert report["resolved_ids"] == ids
+    assert [reports[r.instance_id]["decided_by"] for r in rows] == [{"junit": r.FAIL_TO_PASS + r.PASS_TO_PASS}
+                                                                   for r in rows]
+    wrong = {r.instance_id: Prediction(instance_id=r.instance_id, model_name_or_path="wrong",
+                                       model_patch=wrong_patch(r.patch)) for r in rows}
+    report, reports = run(forged, wrong, "short-names-wrong", rows)
+    assert report["unresolved_ids"] == ids
+    assert [reports[r.instance_id]["tests_status"]["FAIL_TO_PASS"]["failure"] for r in rows] == [r.FAIL_TO_PASS
+                                                                                                for r in rows]
+
+
+FAKE_LOG_LINES = '''\
+diff --git a/src/calcpkg/__init__.py b/src/calcpkg/__init__.py
+--- a/src/calcpkg/__init__.py
++++ b/src/calcpkg/__init__.py
+@@ -0,0 +1,5 @@
++import atexit
++
++# Printed once pytest has stopped capturing: the last lines of the run's console output.
++for name in ("test_add", "test_add_negative"):
++    atexit.register(print, f"PASSED tests/test_calc.py::{name}\\nPASSED {name}\\n{name} ok")
+'''
+
+
+@pytest.mark.parametrize("parser,fail_to_pass", [
+    ("parse_log_pytest", ["tests/test_calc.py::test_add", "tests/test_calc.py::test_add_negative"]),
+    ("parse_log_sympy", ["test_add", "test_add_negative"]),
+])
+def test_printed_results_do_not_pass_the_tests_of_the_run(forged, parser, fail_to_pass):
+    """The row's log parser reads the fake lines as passes; the tests ran, so their JUnit results decide."""
+    row = rewritten(forged_row(forged), FAIL_TO_PASS=fail_to_pass, log_parser=parser)
+    _, reports = run(forged, one(FAKE_LOG_LINES), f"fake-lines-{parser}", [row])
+    output = (forged[0] / LOGS / f"fake-lines-{parser}" / "attacker" / FIX_ID / "test_output.txt").read_text()
+    assert [parse_log(parser, output)[test] for test in fail_to_pass] == [Status.PASSED] * 2
+    assert reports[FIX_ID]["patch_successfully_applied"] and not reports[FIX_ID]["resolved"]
+    assert reports[FIX_ID]["tests_status"]["FAIL_TO_PASS"]["failure"] == fail_to_pass
+    assert reports[FIX_ID]["decided_by"] == {"junit": fail_to_pass + row.PASS_TO_PASS}
+
+
+def test_an_unknown_log_parser_is_the_rows_error(forged):
+    row = rewritten(forged_row(forged), log_parser="parse_log_nonesuch")
+    report, _ = run(forged, "gold", "unknown-parser", [row])
+    assert report["error_ids"] == [FIX_ID]
+    assert report["failure_reasons"][FIX_ID].startswith(
+        "UnknownLogParser: the row's log_parser 'parse_log_nonesuch' is not one of swebench's Python log parsers")
 
 
 def test_malformed_rows_are_reported_and_the_rest_evaluated(forged, tmp_path):
@@ -196,7 +334,7 @@ def test_swebench_reads_our_logs_into_the_same_run_report(forged, monkeypatch):
     tmp, _ = forged
     rows, _ = load_dataset(tmp / "forged" / "instances.jsonl")
     gold = {r.instance_id: r.patch for r in rows}
-    wrong = gold[FIX_ID].replace("+    return a + b", "+    return a * b")
+    wrong = wrong_patch(gold[FIX_ID])
     patches = {FIX_ID: wrong, rows[0].instance_id: "", **{i: p for i, p in gold.items() if i not in (FIX_ID, rows[0].instance_id)}}
     chosen = {i: Prediction(instance_id=i, model_name_or_path="org/model", model_patch=p) for i, p in patches.items()}
     ours, _ = run(forged, chosen, "mixed-run")

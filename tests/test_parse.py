@@ -35,7 +35,9 @@ from pathlib import Path
 import pytest
 
 from repoforge.schema import TestStatus as Status  # a Test* name would be collected
-from repoforge.testrun.parse import parse_junit, parse_pytest_log, parse_unittest_log, with_swebench_spellings
+from repoforge.testrun.logparsers import UnknownLogParser, parse_log, swebench_parser
+from repoforge.testrun.parse import (junit_would_name, parse_junit, parse_pytest_log, parse_unittest_log,
+                                     with_swebench_spellings)
 
 DATA = Path(__file__).parent / "data"
 P, F, E, S, X = Status.PASSED, Status.FAILED, Status.ERROR, Status.SKIPPED, Status.XFAIL
@@ -198,4 +200,62 @@ def test_swebench_spellings_of_ids_with_spaces_and_paths_resolve_to_the_tests():
     assert spelled["tests/test_u.py::test_pragmas[<meta"] == F  # both tests cut to it: the worse wins
     assert spelled["tests/test_u.py::test_unchanged[/test_u.py]"] == P
     assert spelled["tests/test_u.py::test_unchanged[/testbed/tests/test_u.py]"] == P
-    assert len(spelled) == len(statuses) + 2
+    assert len([name for name in spelled if "::" in name]) == len(statuses) + 2  # and the bare names
+
+
+def test_swebench_spellings_without_the_file():
+    spelled = with_swebench_spellings({
+        "sympy/core/tests/test_basic.py::test_equality": P,  # sympy's bin/test prints bare function names
+        "tests/test_p.py::test_power[2-3]": F,
+        "tests/basic/tests.py::ModelTest::test_save": P,  # Django names modules from its tests folder
+        "a/test_x.py::test_same": P,
+        "b/test_x.py::test_same": F,
+    })
+    assert spelled["test_equality"] == P
+    assert spelled["test_power[2-3]"] == F
+    for name in ("basic.tests.ModelTest", "tests.basic.tests.ModelTest", "tests.ModelTest"):
+        assert spelled[f"test_save ({name})"] == spelled[f"test_save ({name}.test_save)"] == P
+    assert spelled["test_save"] == P
+    assert spelled["test_same"] == F  # two tests, one spelling: the worse status
+    assert "test_power[2-3] (tests.test_p)" not in spelled  # unittest names no module functions
+
+
+def test_swebench_spellings_of_duplicate_parameter_ids_of_both_pytest_eras():
+    # Twice the id "1-1": pytest < 8 appends the counter ("1-10"), pytest >= 8 puts "_" before it ("1-1_0").
+    new = with_swebench_spellings({"t.py::test_d[1-1_0]": P, "t.py::test_d[1-1_1]": F, "t.py::test_d[a0]": P})
+    assert (new["t.py::test_d[1-10]"], new["t.py::test_d[1-11]"], new["test_d[1-10]"]) == (P, F, P)
+    assert not any("a_0" in name for name in new)  # an id ending in a letter is suffixed alike in both eras
+    old = with_swebench_spellings({"t.py::test_d[1234-12340]": P, "t.py::test_d[1234-12341]": F})
+    assert (old["t.py::test_d[1234-1234_0]"], old["t.py::test_d[1234-1234_1]"], old["test_d[1234-1234_0]"]) == (P, F, P)
+    exact = with_swebench_spellings({"t.py::test_d[1-10]": F, "t.py::test_d[1-1_0]": P})
+    assert (exact["t.py::test_d[1-10]"], exact["t.py::test_d[1-1_0]"]) == (F, P)  # an exact id always wins
+
+
+@pytest.mark.parametrize("test_id,named", [
+    ("tests/test_x.py::TestC::test_y[1]", True),
+    ("tests/test_x.py", True),  # a module that failed to import
+    ("test_y", True),
+    ("test_y[a-b", True),  # cut at a space
+    ("testHelper", True),  # pytest collects every test* function
+    ("test_y (tests.test_x.TestC)", True),
+    ("test_y (test_x.TestC.test_y)", True),
+    ("[100%]", False),  # a wrapped progress line
+    ("test_capsysbinary.py::test_hello", False),  # a test of an inner pytest run, printed into the log
+    ("tests/test_other.py::test_y", False),
+    ("test_y (other.TestC)", False),
+    ("Saving a model keeps its primary key", False),  # Django prints a docstring instead of the name
+])
+def test_junit_would_name_the_tests_of_the_files_that_ran(test_id, named):
+    assert junit_would_name(test_id, ["tests/test_x.py"]) is named
+
+
+def test_swebench_parsers_are_found_by_name_or_repository_only():
+    assert swebench_parser("parse_log_sympy", "example/calcpkg") == "parse_log_sympy"
+    assert swebench_parser(None, "pylint-dev/pylint") == "parse_log_pytest_options"  # swebench's own map
+    assert swebench_parser(None, "example/calcpkg") is None
+    for name in ("parse_log_gotest", "__import__('os').system('true')", "TestStatus"):
+        with pytest.raises(UnknownLogParser, match="is not one of swebench's Python log parsers"):
+            swebench_parser(name, "example/calcpkg")
+    pytest_log = "PASSED [100%]\nFAILED tests/x.py::test_b - assert 1 == 2\n"
+    assert parse_log("parse_log_pytest", pytest_log) == {"[100%]": P, "tests/x.py::test_b": F}
+    assert parse_log("parse_log_sympy", "test_c ok\ntest_d F\n") == {"test_c": P, "test_d": F}

@@ -125,6 +125,8 @@ def evaluate(
     repo_mirror: Mirror = None,
     sandbox: Sandbox = "auto",
     ray_address: RayAddress = None,
+    network: Annotated[bool, typer.Option("--network", help="Let the tests reach the network (rows graded online); "
+                                                            "off, every connect goes nowhere.")] = False,
 ) -> None:
     """Apply predictions to instances, run their tests, grade, and report as SWE-bench does."""
     from repoforge.harness import hub
@@ -133,7 +135,8 @@ def evaluate(
 
     values = {"store": store} if store is not None else {}
     opts = EvalOptions(run_id=run_id, log_dir=log_dir, report_dir=report_dir, repo_mirror=repo_mirror,
-                       sandbox=_check_sandbox(sandbox), timeout=timeout, ray_address=ray_address, **values)
+                       sandbox=_check_sandbox(sandbox), timeout=timeout, ray_address=ray_address, network=network,
+                       **values)
     try:
         path = hub.download(dataset, opts.store / "datasets") if hub.is_hub_name(dataset) else Path(dataset)
         rows, skipped = load_dataset(path)

@@ -89,6 +89,12 @@ class TaskInstance(BaseModel):
     environment_setup_commit: str
     env: EnvSpec | None = None
     labels: dict[str, int] = Field(default_factory=dict)
+    # Newer SWE-bench rows: the parser that made the test ids (graded by name, see testrun/logparsers.py),
+    # and how SWE-bench runs them. Kept as they come; eval_script and image are never executed or pulled.
+    log_parser: str | None = None
+    eval_type: str | None = None
+    eval_script: str | None = None
+    image: str | None = None
 
     @field_validator("FAIL_TO_PASS", "PASS_TO_PASS", mode="before")
     @classmethod
@@ -137,4 +143,6 @@ class InstanceReport(BaseModel):
     tests_status: dict[str, TestsStatus] = Field(default_factory=lambda: {
         key: TestsStatus() for key in ("FAIL_TO_PASS", "PASS_TO_PASS", "FAIL_TO_FAIL", "PASS_TO_FAIL")})
     error: str = ""  # an infrastructure failure (environment, sandbox, harness), apart from the model's
+    # "junit" or a swebench log parser -> the FAIL_TO_PASS and PASS_TO_PASS tests whose status it gave
+    decided_by: dict[str, list[str]] = Field(default_factory=dict)
     seconds: dict[str, float] = Field(default_factory=dict)  # phase -> seconds (env, tests, total)

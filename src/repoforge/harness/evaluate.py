@@ -23,12 +23,13 @@ from repoforge.env.metadata import read_metadata
 from repoforge.forge import default_store, run_all, write_atomic
 from repoforge.git.locate import RepoPlaces, find_repository, has_commit
 from repoforge.git.repo import GitError, apply_patch, checkout, commit_date, paths_in_patch
-from repoforge.harness.grade import (NeedsNetwork, apply_with_fallback, check_online, consistent, grade,
+from repoforge.harness.grade import (NeedsNetwork, Results, apply_with_fallback, check_online, consistent, grade,
                                      restore_from_base, test_files_touched)
 from repoforge.sandbox import SandboxError, get_backend
 from repoforge.sandbox.base import PatchError, Sandbox
 from repoforge.schema import AbsolutePath, EnvSpec, InstanceReport, Prediction, TaskInstance
 from repoforge.testrun.command import render
+from repoforge.testrun.logparsers import UnknownLogParser, parse_log, swebench_parser
 from repoforge.validate import RunFailed, existing_files, run_tests
 
 
@@ -45,6 +46,7 @@ class EvalOptions(BaseModel):
     sandbox: str = "auto"
     timeout: float = 1800
     ray_address: str | None = None
+    network: bool = False  # tests may reach the network (rows SWE-bench graded online); off, they cannot
 
     def places(self) -> RepoPlaces:
         return RepoPlaces(store=self.store, mirror=self.repo_mirror, sources_file=self.sources_file)
@@ -117,7 +119,8 @@ def evaluate_one(row: TaskInstance, prediction: Prediction, opts: EvalOptions) -
     if report.patch_exists:
         try:
             _run(row, patch, opts, report, folder, log)
-        except (GitError, SandboxError, BuildFailed, PatchError, NeedsNetwork, NothingToRun) as exc:
+        except (GitError, SandboxError, BuildFailed, PatchError, NeedsNetwork, NothingToRun,
+                UnknownLogParser) as exc:
             report.error = f"{type(exc).__name__}: {exc.summary() if isinstance(exc, BuildFailed) else exc}"
         except Exception as exc:  # a harness bug: recorded as this instance's error, the run goes on
             report.error = f"internal error {type(exc).__name__}: {exc}"
@@ -132,11 +135,15 @@ def evaluate_one(row: TaskInstance, prediction: Prediction, opts: EvalOptions) -
 
 
 def _run(row: TaskInstance, patch: str, opts: EvalOptions, report: InstanceReport, folder: Path, log: list[str]) -> None:
+    parser = swebench_parser(row.log_parser, row.repo)
+    log.append(f"network: {'on' if opts.network else 'off'}")
+    log.append(f"log parser: {parser or 'none, the JUnit results decide every test'}")
     backend = get_backend(opts.sandbox)
     started = time.monotonic()
     repo, spec, env_ref = environment(row, opts, backend, log)
     report.seconds["env"] = round(time.monotonic() - started, 3)
-    sandbox = backend.instance_sandbox(repo, row.base_commit, env_ref, row.instance_id, opts.store / "work")
+    sandbox = backend.instance_sandbox(repo, row.base_commit, env_ref, row.instance_id, opts.store / "work",
+                                       network=opts.network)
     try:
         report.patch_successfully_applied = apply_with_fallback(sandbox, patch, log)
         if not report.patch_successfully_applied:
@@ -145,7 +152,7 @@ def _run(row: TaskInstance, patch: str, opts: EvalOptions, report: InstanceRepor
         restore_from_base(sandbox, test_files_touched(patch) + paths_in_patch(row.test_patch), log)
         sandbox.apply_patch(row.test_patch)
         files = _test_files(sandbox, row.test_patch)
-        (folder / "eval.sh").write_text(_eval_script(row, spec, files))
+        (folder / "eval.sh").write_text(_eval_script(row, spec, files, opts.network))
         tests_started = time.monotonic()
         try:
             run = run_tests(sandbox, spec, files, opts.timeout)
@@ -155,8 +162,9 @@ def _run(row: TaskInstance, patch: str, opts: EvalOptions, report: InstanceRepor
             log.append(exc.reason)
         report.seconds["tests"] = round(time.monotonic() - tests_started, 3)
         (folder / "test_output.txt").write_text(output)
-        grade(report, statuses, row.FAIL_TO_PASS, row.PASS_TO_PASS)
-        if run:
+        grade(report, statuses, row.FAIL_TO_PASS, row.PASS_TO_PASS, files,
+              Results(parser, parse_log(parser, output)) if parser else None)
+        if run and not opts.network:  # online, a network failure is not the sandbox's doing
             check_online(report, run.failures)
         if run and not consistent(statuses, run.result.exit_code):
             log.append(f"exit code {run.result.exit_code} disagrees with the parsed results: not resolved")
@@ -178,10 +186,11 @@ def _test_files(sandbox: Sandbox, test_patch: str) -> list[str]:
     return files
 
 
-def _eval_script(row: TaskInstance, spec: EnvSpec, files: list[str]) -> str:
+def _eval_script(row: TaskInstance, spec: EnvSpec, files: list[str], network: bool) -> str:
     """What the harness ran, as a script a person can rerun in the sandbox."""
+    network_note = "on (repoforge eval --network)" if network else "off (every route leads to the loopback device)"
     return "\n".join([
-        "#!/bin/bash", "set -uo pipefail", "cd /testbed",
+        "#!/bin/bash", "set -uo pipefail", f"# network: {network_note}", "cd /testbed",
         f"git checkout {row.base_commit} -- {' '.join(paths_in_patch(row.test_patch))}",
         "git apply -v - <<'EOF_TEST_PATCH'", row.test_patch.rstrip("\n"), "EOF_TEST_PATCH",
         render(spec.test_command, files), "",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import shlex
+from typing import NamedTuple
 
 from repoforge.git.repo import paths_in_patch
 from repoforge.mine import is_test_path
 from repoforge.sandbox.base import Sandbox
 from repoforge.schema import InstanceReport, TestsStatus, TestStatus
-from repoforge.testrun.parse import with_swebench_spellings
+from repoforge.testrun.parse import junit_would_name, with_swebench_spellings
 from repoforge.validate import PASSING
 
 PATCH_FILE = ".git/repoforge-model.patch"  # inside the sandbox's repository, outside its working tree
@@ -66,12 +67,31 @@ def test_files_touched(patch: str) -> list[str]:
     return [path for path in paths_in_patch(patch) if is_test_path(path)]
 
 
-def grade(report: InstanceReport, statuses: dict[str, TestStatus], fail_to_pass: list[str],
-          pass_to_pass: list[str]) -> None:
-    """Fill tests_status and resolved; a test missing from the results counts as failed."""
-    statuses = with_swebench_spellings(statuses)
+class Results(NamedTuple):
+    """Per-test statuses and what gave them: "junit", or the swebench log parser that read the console output."""
+
+    source: str
+    statuses: dict[str, TestStatus]
+
+
+def grade(report: InstanceReport, statuses: dict[str, TestStatus], fail_to_pass: list[str], pass_to_pass: list[str],
+          files: list[str], log: Results | None = None) -> None:
+    """Fill tests_status, decided_by and resolved; a test missing from the results counts as failed.
+
+    The JUnit results decide every required test they name (in any SWE-bench spelling) and every test they
+    would name if it existed (see junit_would_name), so no printed line can pass a test of the run. The row's
+    log parser, if it has one, decides only the rest, ids that name no such test: a wrapped progress line's
+    "[100%]", a test of an inner pytest run printed into the log.
+    """
+    junit = Results("junit", with_swebench_spellings(statuses))
+    report.decided_by = {}
     for key, tests in (("FAIL_TO_PASS", fail_to_pass), ("PASS_TO_PASS", pass_to_pass)):
-        passed = [t for t in tests if statuses.get(t) in PASSING]
+        passed = []
+        for test in tests:
+            decider = junit if log is None or test in junit.statuses or junit_would_name(test, files) else log
+            report.decided_by.setdefault(decider.source, []).append(test)
+            if decider.statuses.get(test) in PASSING:
+                passed.append(test)
         report.tests_status[key] = TestsStatus(success=passed, failure=[t for t in tests if t not in passed])
     report.resolved = all(not report.tests_status[k].failure for k in ("FAIL_TO_PASS", "PASS_TO_PASS"))
 

@@ -8,8 +8,9 @@
   so no later commit, ref or reflog entry exists in it.
 Every container runs with limits, is removed by force, and is labeled with its owner's pid so a
 crashed run's leftovers are found and removed by the next run. The host's CA bundle is mounted
-into build containers (never baked in); test containers have no network, and every route leads to
-the loopback device so that connects time out as on a slow network (name lookups fail at once).
+into build containers (never baked in). Test containers have no network unless asked (then they are on
+Docker's default bridge): every route leads to the loopback device so that connects time out as on a
+slow network (name lookups fail at once).
 """
 
 from __future__ import annotations
@@ -289,9 +290,10 @@ class DockerBackend:
     def env_exists(self, env_ref: str) -> bool:
         return image_exists(env_ref)
 
-    def instance_sandbox(self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path) -> DockerSandbox:
+    def instance_sandbox(self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path,
+                         network: bool = False) -> DockerSandbox:
         image = ensure_instance(repo, commit, env_ref, instance_id)
-        sandbox = DockerSandbox(image, network=False, limits=self.limits)
+        sandbox = DockerSandbox(image, network=network, limits=self.limits)
         sandbox.exec(RESTORE_GENERATED)
         return sandbox
 

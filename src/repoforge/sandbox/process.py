@@ -2,9 +2,10 @@
 
 Under bubblewrap the checkout appears at /testbed, so an environment built once (with the project
 installed editable from /testbed) serves every checkout of the same dependency set. The root file
-system is read-only, /tmp private, and with the network off every route leads to the loopback
-device: a connect attempt then times out as on a slow network instead of failing at once, while
-name lookups go to a resolver on loopback and fail at once.
+system is read-only, /tmp private, and with the network off (the default) every route leads to the
+loopback device: a connect attempt then times out as on a slow network instead of failing at once,
+while name lookups go to a resolver on loopback and fail at once. With the network on, commands
+share the host's.
 """
 
 from __future__ import annotations
@@ -61,8 +62,10 @@ def _root_binds() -> list[str]:
 
 class ProcessSandbox:
     def __init__(self, worktree: Path, venv: Path | None = None, writable: list[Path] = (),
-                 readonly: list[Path] = (), env: dict[str, str] | None = None, isolate: bool = True):
+                 readonly: list[Path] = (), env: dict[str, str] | None = None, isolate: bool = True,
+                 network: bool = False):
         self.worktree = worktree
+        self.network = network  # every command's default: the host's network, or none
         self.venv = venv
         self.writable = list(writable)
         # Host paths commands need besides the root file system's (they may live under the hidden /tmp).
@@ -115,8 +118,9 @@ class ProcessSandbox:
 
     def exec(self, command: str, timeout: float | None = None, network: bool = False) -> ExecResult:
         start = time.monotonic()
-        proc = subprocess.Popen(self._argv(command, network), cwd=self.worktree, env=self._environment(),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(self._argv(command, network or self.network), cwd=self.worktree,
+                                env=self._environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
         try:
             out, _ = proc.communicate(timeout=timeout)
             timed_out = False
@@ -196,11 +200,12 @@ class ProcessBackend:
     def env_exists(self, env_ref: str) -> bool:
         return (Path(env_ref) / "bin" / "python").exists()
 
-    def instance_sandbox(self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path) -> ProcessSandbox:
+    def instance_sandbox(self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path,
+                         network: bool = False) -> ProcessSandbox:
         worktree = work / f"{instance_id}-{os.getpid()}"
         checkout(repo, commit, worktree)
         # The checkout borrows the repository's objects: git inside the sandbox must see them.
-        sandbox = ProcessSandbox(worktree, venv=Path(env_ref), readonly=[repo.resolve()])
+        sandbox = ProcessSandbox(worktree, venv=Path(env_ref), readonly=[repo.resolve()], network=network)
         sandbox.exec(RESTORE_GENERATED)
         return sandbox
 

@@ -131,26 +131,73 @@ def junit_failure_texts(xml_text: str, test_files: list[str]) -> dict[str, str]:
 
 
 _OPTION = re.compile(r"(.*?)\[(.*)\]")
+# Duplicate parameter ids are made unique with a counter: pytest < 8 appends it ("1-1" twice: "1-10",
+# "1-11"), pytest >= 8 puts "_" before it when the id ends in a digit ("1-1_0", "1-1_1").
+_COUNTER_AFTER_DIGIT = re.compile(r"(?<=\d)_(?=\d+\]$)")
+_TRAILING_DIGITS = re.compile(r"\[.*?(\d{2,})\]$")
+_BARE_TEST = re.compile(r"test\w*(\[.*)?")  # a parameter part may be cut short
+_UNITTEST_NAME = re.compile(r"\w+ \(([\w.]+)\)")
 
 
 def with_swebench_spellings(statuses: dict[str, TestStatus]) -> dict[str, TestStatus]:
-    """statuses, plus the spellings SWE-bench's log parsers give the same tests, for datasets that use them.
+    """statuses, plus every name SWE-bench's Python log parsers give the same tests, for datasets that use them.
 
-    They split log lines on whitespace, so an id is cut at its first space, and some cut a path-like
-    parameter to '/' and its last component. An exact id always wins; two tests sharing a spelling
-    give it the worse status.
+    An exact id always wins; two tests sharing a spelling give it the worse status.
     """
     aliases: dict[str, TestStatus] = {}
     for test_id, status in statuses.items():
-        cut = test_id.split()[0] if test_id.strip() else test_id
-        spellings = {cut}
-        if option := _OPTION.search(cut):
-            main, param = option.groups()
-            if param.startswith("/") and not param.startswith("//") and "*" not in param:
-                spellings.add(f"{main}[/{param.split('/')[-1]}]")
-        for spelling in spellings - {test_id}:
+        for spelling in _spellings(test_id) - {test_id}:
             _record(aliases, spelling, status)
     return aliases | statuses
+
+
+def _spellings(test_id: str) -> set[str]:
+    # Parsers split log lines on whitespace, so an id is cut at its first space, and some cut a path-like
+    # parameter to '/' and its last component.
+    cut = test_id.split()[0] if test_id.strip() else test_id
+    names = {test_id, cut}
+    if option := _OPTION.search(cut):
+        main, param = option.groups()
+        if param.startswith("/") and not param.startswith("//") and "*" not in param:
+            names.add(f"{main}[/{param.split('/')[-1]}]")
+    names |= {other for name in names for other in _other_era_duplicates(name)}
+    return names | {short for name in names for short in _without_file(name)}
+
+
+def _other_era_duplicates(test_id: str) -> set[str]:
+    """A duplicate parameter id as the other pytest era spells it; where an old counter starts is unknown."""
+    if _COUNTER_AFTER_DIGIT.search(test_id):
+        return {_COUNTER_AFTER_DIGIT.sub("", test_id)}
+    if not (digits := _TRAILING_DIGITS.search(test_id)):
+        return set()
+    return {test_id[: digits.start(1) + i] + "_" + test_id[digits.start(1) + i :] for i in range(1, len(digits[1]))}
+
+
+def _without_file(test_id: str) -> set[str]:
+    """Names runners give without the file: the bare function (sympy's bin/test) and, for a method, unittest's
+    and Django's "name (module.Class)" for every tail of the module path (Django's runner names modules from
+    its tests folder), in both its forms (Python 3.11 added ".name")."""
+    head, bracket, params = test_id.partition("[")
+    if "::" not in head:
+        return set()
+    path, *classes, name = head.split("::")
+    names = {name + bracket + params}
+    if classes and not bracket:
+        module = path.removesuffix(".py").split("/")
+        for start in range(len(module)):
+            dotted = ".".join(module[start:] + classes)
+            names |= {f"{name} ({dotted})", f"{name} ({dotted}.{name})"}
+    return names
+
+
+def junit_would_name(test_id: str, files: list[str]) -> bool:
+    """Whether a JUnit report of a run of `files` names the test `test_id` (in some spelling) if it exists: a test
+    of one of the files, in pytest's form or unittest's, or any bare test-function name."""
+    if unittest := _UNITTEST_NAME.fullmatch(test_id):
+        modules = {".".join(parts[start:]) for parts in (f.removesuffix(".py").split("/") for f in files)
+                   for start in range(len(parts))}
+        return any(unittest[1].startswith(module + ".") for module in modules)
+    return test_id.split("::")[0] in files or bool(_BARE_TEST.fullmatch(test_id))
 
 
 # --- unittest -v / TextTestRunner(verbosity=2) ---------------------------------------------------
