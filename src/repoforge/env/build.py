@@ -288,10 +288,22 @@ def strategy_editable(inst: Installer, meta: ProjectMetadata) -> None:
     inst.uv_install("project and tests", ["-e", _target(meta.test_extras), *_tests(inst, meta)])
 
 
+COMPAT_EDITABLE = ["--no-deps", "-e", TESTBED, "--config-settings", "editable_mode=compat"]
+EDITABLE_BACKEND = ["setuptools>=64", "wheel"]  # setuptools 64 brought editable installs (PEP 660)
+
+
 def strategy_compat(inst: Installer, meta: ProjectMetadata) -> None:
     """For builds old setuptools cannot do: the project alone with a current backend, then its deps."""
-    inst.uv_install("project (compat editable)",
-                    ["--no-deps", "-e", TESTBED, "--config-settings", "editable_mode=compat"], dated=False)
+    try:
+        inst.uv_install("project (compat editable)", COMPAT_EDITABLE, dated=False)
+    except InstallError as exc:
+        if "build_editable" not in str(exc):
+            raise
+        # The project pins a backend too old for editable installs: build it with a current one instead.
+        others = [r for r in meta.build_requires if _requirement_name(r) not in ("setuptools", "wheel")]
+        inst.uv_install("current build backend", [*EDITABLE_BACKEND, *others], dated=False)
+        inst.uv_install("project (compat editable, current backend)", ["--no-build-isolation", *COMPAT_EDITABLE],
+                        dated=False)
     requires = declared_requirements(inst, meta.test_extras)
     inst.uv_install("dependencies and tests", [*requires, *_tests(inst, meta)])
 
