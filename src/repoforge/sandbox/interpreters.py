@@ -30,14 +30,15 @@ SYSTEM_PREFIXES = {"/", "/usr", "/usr/local"}  # shared with other software: nev
 UV_PREFIX = "/opt/python"
 LINK = "/usr/local/bin/python{version}"  # every Python image's interpreter, whatever its source
 
-# Relative to the installation. Packages installed into the interpreter itself go too: venvs never see them.
+# Relative to the installation; a path counts under the first reason that matches. Packages installed
+# into the interpreter itself go too: venvs never see them.
 SLIMMED = {
+    "installed packages and their scripts": r"lib/python3\.\d+t?/site-packages/.+|bin/(?!python).+",
     "test suites": r"lib/python3\.\d+t?/(.+/)?(test|tests|idle_test)(/.*)?",
     "IDLE, Tk and turtle": r"lib/python3\.\d+t?/(idlelib|tkinter|turtledemo|lib-dynload/_tkinter\..*)(/.*)?"
                            r"|lib/(lib)?(tcl|tk|itcl|thread)\d.*",
     "static libraries": r".*\.a",
     "bytecode": r"(.+/)?__pycache__(/.*)?|.*\.py[co]",
-    "installed packages and their scripts": r"lib/python3\.\d+t?/site-packages/.+|bin/(?!python).+",
     "manual pages": r"share(/.*)?",
 }
 _SLIMMED = {reason: re.compile(pattern) for reason, pattern in SLIMMED.items()}
