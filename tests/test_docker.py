@@ -19,6 +19,7 @@ from repoforge.sandbox import SandboxError
 from repoforge.sandbox.docker import (DockerBackend, DockerSandbox, docker, engine_answers, ensure_python,
                                       image_exists, instance_ref, python_ref, system_base_ref)
 from repoforge.sandbox.interpreters import host_source, python_source
+from repoforge.sandbox.process import ProcessBackend
 from repoforge.store import disk_usage
 
 FIX_ID = "example__calcpkg-12"
@@ -75,6 +76,7 @@ def test_docker_yields_the_instances_the_process_backend_yields(runs):
     assert len(docker_rows) == 5
     assert outcome(docker_rows) == outcome(process_rows)  # the same Python chosen for every instance
     assert docker_report["counts"]["rejected"] == process_report["counts"]["rejected"]
+    assert list(DockerBackend().pythons()) == list(ProcessBackend().pythons())  # every one has a source here
     for row in process_rows.values():
         assert row["env"]["python_source"] == inspect_interpreter(available_pythons()[row["env"]["python"]]).origin
 

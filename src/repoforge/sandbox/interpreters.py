@@ -23,6 +23,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from repoforge.env.python import available_pythons, inspect_interpreter
+from repoforge.sandbox import SandboxError
 from repoforge.sandbox.process import uv_binary
 
 DEBIAN_SUITES = {"3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}  # the python3 each suite ships
@@ -130,8 +131,11 @@ def pack(source: PythonSource, archive: Path) -> None:
     def kept(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
         return None if dropped_by(info.name[len(top) + 1:]) else info
 
-    with tarfile.open(archive, "w") as tar:
-        tar.add(source.origin, arcname=top, filter=kept)
-        link = tarfile.TarInfo(LINK.format(version=source.version).lstrip("/"))
-        link.type, link.linkname = tarfile.SYMTYPE, source.interpreter
-        tar.addfile(link)
+    try:
+        with tarfile.open(archive, "w") as tar:
+            tar.add(source.origin, arcname=top, filter=kept)
+            link = tarfile.TarInfo(LINK.format(version=source.version).lstrip("/"))
+            link.type, link.linkname = tarfile.SYMTYPE, source.interpreter
+            tar.addfile(link)
+    except OSError as exc:  # the installation changed or vanished since it was found
+        raise SandboxError(f"cannot copy Python {source.version} from {source.origin}: {exc}") from None
