@@ -3,9 +3,9 @@
     .venv/bin/python bench/storage.py --repo-mirror DIR --max-candidates 60 URL [URL ...]
 
 Counts only the images this run's instances need (their instance images, the environments under
-them and the bases under those), in one measurement: unique bytes (each layer once), apparent bytes
-(what `docker images` shows per instance image), and the bytes a layout with one full image per
-instance would take.
+them, and the Python images and bases under those), in one measurement: unique bytes (each layer
+once), apparent bytes (what `docker images` shows per instance image), and the bytes a layout with
+one full image per instance would take.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def main() -> None:
     summary = {
         "instances": n,
         "environments": sum(i.kind == "env" for i in images),
+        "pythons": sum(i.kind == "python" for i in images),
         "bases": sum(i.kind == "base" for i in images),
         "unique_bytes": sum(i.own_bytes for i in images),
         "unique_bytes_per_instance": sum(i.own_bytes for i in images) / n if n else None,
@@ -68,7 +69,8 @@ def main() -> None:
     }
     (args.out / "bench-storage.json").write_text(json.dumps(summary, indent=2))
     mb = lambda b: f"{b / 1e6:.1f} MB" if b is not None else "-"
-    print(f"instances: {n} (environments {summary['environments']}, bases {summary['bases']})")
+    print(f"instances: {n} (environments {summary['environments']}, Pythons {summary['pythons']}, "
+          f"bases {summary['bases']})")
     print(f"unique bytes: {mb(summary['unique_bytes'])} in all, {mb(summary['unique_bytes_per_instance'])} per instance")
     print(f"apparent bytes per instance: {mb(summary['apparent_bytes_per_instance'])}")
     print(f"one full image per instance: {mb(summary['full_image_per_instance_bytes'])} in all")

@@ -97,3 +97,20 @@ def generated_module(path: Path) -> RepoBuilder:
                                "def test_label():\n    assert label('a') == 'a 1.0'\n",
     })
     return repo
+
+
+def pinned_python(path: Path) -> RepoBuilder:
+    """Wants Python 3.8 and no other (no Debian suite ships it); no remote, so its folder names it."""
+    repo = RepoBuilder(path)
+    pyproject = ('[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+                 '[project]\nname = "middle"\nversion = "0.1"\nrequires-python = "==3.8.*"\n')
+    tests = "from middle import median\n\n\ndef test_odd():\n    assert median([3, 1, 2]) == 2\n"
+    repo.commit("Initial middle", "2021-02-01T09:00:00+00:00", {
+        "pyproject.toml": pyproject, "middle.py": "def median(xs):\n    return sorted(xs)[len(xs) // 2]\n",
+        "tests/test_middle.py": tests,
+    })
+    even = "def median(xs):\n    s, n = sorted(xs), len(xs)\n    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2\n"
+    repo.commit("Median of an even count (#5)", "2021-02-03T09:00:00+00:00", {
+        "middle.py": even, "tests/test_middle.py": tests + "\n\ndef test_even():\n    assert median([4, 1, 3, 2]) == 2.5\n",
+    })
+    return repo

@@ -1,5 +1,5 @@
-"""The docker backend with a real engine: same instances as the process backend, no future history,
-no network, leftovers of crashed runs removed. Skipped where no engine answers (.ci/run starts one)."""
+"""The docker backend with a real engine: same Pythons and instances as the process backend, no future
+history, no network, leftovers of crashed runs removed. Skipped where no engine answers (.ci/run starts one)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,18 @@ from conftest import http_service
 from repoforge.forge import ForgeOptions, forge
 from repoforge.harness.dataset import load_dataset, load_predictions
 from repoforge.harness.evaluate import EvalOptions, evaluate
-from repoforge.sandbox.docker import DockerBackend, DockerSandbox, base_ref, docker, engine_answers, instance_ref
+from repoforge.env.python import available_pythons, inspect_interpreter
+from repoforge.sandbox import SandboxError
+from repoforge.sandbox.docker import (DockerBackend, DockerSandbox, docker, engine_answers, ensure_python,
+                                      image_exists, instance_ref, python_ref, system_base_ref)
+from repoforge.sandbox.interpreters import host_source, python_source
+from repoforge.sandbox.process import ProcessBackend
 from repoforge.store import disk_usage
 
 FIX_ID = "example__calcpkg-12"
+# A folder name Docker refuses in a tag, holding a project that wants Python 3.8, which no Debian suite ships.
+PINNED_FOLDER = "a+b"
+PINNED_ID = "local__a-b-300273da-5"  # the folder's name made valid, with a hash of the original
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not engine_answers(), reason="no Docker engine answers here (.ci/run starts one)")]
 
@@ -26,7 +34,7 @@ pytestmark = [pytest.mark.slow,
 def forged(out, store, sources, sandbox):
     report = forge([str(s) for s in sources], ForgeOptions(out=out, store=store, timeout=15, sandbox=sandbox))
     rows = [json.loads(line) for line in (out / "instances.jsonl").read_text().splitlines()]
-    return {r["instance_id"]: (r["FAIL_TO_PASS"], r["PASS_TO_PASS"]) for r in rows}, report
+    return {r["instance_id"]: r for r in rows}, report
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +42,10 @@ def runs(tmp_path_factory, store):
     tmp = tmp_path_factory.mktemp("docker")
     calc = calcpkg.build(tmp / "calcpkg")
     greeter = repos.setup_py_only(tmp / "greeter")
-    by_process = forged(tmp / "process", store, [calc.path, greeter.path], "process")
-    by_docker = forged(tmp / "docker", store, [calc.path, greeter.path], "docker")
+    pinned = repos.pinned_python(tmp / PINNED_FOLDER)
+    sources = [calc.path, greeter.path, pinned.path]
+    by_process = forged(tmp / "process", store, sources, "process")
+    by_docker = forged(tmp / "docker", store, sources, "docker")
     return calc, by_process, by_docker, tmp
 
 
@@ -45,8 +55,8 @@ def test_evaluation_in_docker_sandboxes_grades_as_swebench(runs, store):
     rows, _ = load_dataset(tmp / "docker" / "instances.jsonl")
     mirror = tmp / "mirror"  # where eval finds each row's repository, by owner__name
     mirror.mkdir()
-    for name in {r.repo for r in rows}:
-        (mirror / name.replace("/", "__")).symlink_to(tmp / name.split("/")[1])
+    for name, path in json.loads((tmp / "docker" / "sources.json").read_text()).items():
+        (mirror / name.replace("/", "__")).symlink_to(path)
     predictions = load_predictions("gold", rows)
     wrong = predictions[FIX_ID].model_patch.replace("+    return a + b", "+    return a * b")
     predictions[FIX_ID] = predictions[FIX_ID].model_copy(update={"model_patch": wrong})
@@ -63,9 +73,47 @@ def test_evaluation_in_docker_sandboxes_grades_as_swebench(runs, store):
 
 def test_docker_yields_the_instances_the_process_backend_yields(runs):
     _, (process_rows, process_report), (docker_rows, docker_report), _ = runs
-    assert len(docker_rows) == 4
-    assert docker_rows == process_rows
+    outcome = lambda rows: {i: (r["FAIL_TO_PASS"], r["PASS_TO_PASS"], r["env"]["python"]) for i, r in rows.items()}
+    assert len(docker_rows) == 5
+    assert outcome(docker_rows) == outcome(process_rows)  # the same Python chosen for every instance
     assert docker_report["counts"]["rejected"] == process_report["counts"]["rejected"]
+    assert list(DockerBackend().pythons()) == list(ProcessBackend().pythons())  # every one has a source here
+    for row in process_rows.values():
+        assert row["env"]["python_source"] == inspect_interpreter(available_pythons()[row["env"]["python"]]).origin
+
+
+def test_a_python_no_debian_suite_ships_comes_from_uv_or_the_host(runs):
+    """The project allows 3.8 only: its image holds uv's or the host's 3.8 over the shared system base."""
+    _, (process_rows, _), (docker_rows, _), _ = runs
+    source = python_source("3.8")
+    assert source.kind in ("uv", "host")
+    env = docker_rows[PINNED_ID]["env"]
+    assert (env["python"], env["python_source"]) == ("3.8", source.label)
+    assert docker_rows[PINNED_ID]["FAIL_TO_PASS"] == ["tests/test_middle.py::test_even"]
+    assert docker_rows[PINNED_ID]["PASS_TO_PASS"] == ["tests/test_middle.py::test_odd"]
+    labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", python_ref(source)).stdout)
+    assert {key: labels[key] for key in ("repoforge.kind", "repoforge.parent", "repoforge.python_source")} == {
+        "repoforge.kind": "python", "repoforge.parent": system_base_ref(), "repoforge.python_source": source.label}
+    probe = "import ssl, sqlite3, ctypes, lzma, bz2, zlib, readline, sys; print(sys.version_info[:2])"
+    ran = docker("run", "--rm", "--network", "none", python_ref(source), "python3.8", "-c", probe)
+    assert ran.stdout.decode().strip() == "(3, 8)"
+
+
+def test_an_interpreter_that_cannot_run_in_its_image_is_a_clear_error(runs):
+    """A host build is linked against its own prefix: moved elsewhere, it misses its libpython."""
+    moved = host_source("3.8").model_copy(update={"prefix": "/opt/moved"})
+    with pytest.raises(SandboxError) as failed:
+        ensure_python(moved)
+    assert str(failed.value) == ("Python 3.8 from host:/opt/moved does not run on Debian bookworm: "
+                                 "missing libpython3.8.so.1.0 (for python3.8)")
+    assert not image_exists(python_ref(moved))
+
+
+def test_a_folder_named_a_plus_b_forges_in_docker(runs):
+    _, _, (docker_rows, _), _ = runs
+    assert [i for i in docker_rows if i.startswith("local__")] == [PINNED_ID]
+    assert docker_rows[PINNED_ID]["repo"] == "local/a-b-300273da"
+    assert instance_ref(PINNED_ID) == f"repoforge-instance:{PINNED_ID}" and image_exists(instance_ref(PINNED_ID))
 
 
 def test_instance_container_holds_no_commit_newer_than_its_base(runs):
@@ -122,7 +170,7 @@ def test_crashed_runs_containers_are_removed_by_the_next(runs):
     dead_pid = finished.pid
     labels = ["--label", "repoforge.kind=sandbox", "--label", f"repoforge.pid={dead_pid}",
               "--label", f"repoforge.host={socket.gethostname()}"]
-    leftover = docker("run", "-d", *labels, base_ref("3.11"), "sleep", "infinity").stdout.decode().strip()
+    leftover = docker("run", "-d", *labels, system_base_ref(), "sleep", "infinity").stdout.decode().strip()
     DockerBackend()
     assert docker("ps", "-aq", "--filter", f"id={leftover}").stdout.decode().strip() == ""
 

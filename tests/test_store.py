@@ -1,4 +1,4 @@
-"""The image store against a real engine: a tiny base -> env -> instance tree built from nothing."""
+"""The image store against a real engine: a tiny base -> python -> env -> instance tree built from nothing."""
 
 from __future__ import annotations
 
@@ -96,28 +96,30 @@ def tree():
         made.cleanup()
 
 
-FILES = {"env-a": 300_000, "env-b": 700_000, "i1": 10_000, "i2": 20_000, "i3": 30_000}
+FILES = {"py": 200_000, "py-idle": 50_000, "env-a": 300_000, "env-b": 700_000, "i1": 10_000, "i2": 20_000,
+         "i3": 30_000}
+PARENTS = {"py": "base", "py-idle": "base", "env-a": "py", "env-b": "py", "i1": "env-a", "i2": "env-a", "i3": "env-b"}
+
+
+def labels_of(tree: Tree, name: str, parent: str) -> list[str]:
+    kind = {"p": "python", "e": "env", "i": "instance"}[name[0]]
+    own = {"python": [f"repoforge.python_source=host:/opt/{name}"], "env": [f"repoforge.fingerprint=f{name[-1]}"],
+           "instance": [f"repoforge.instance_id={tree.run}-{name}"]}[kind]
+    return [f"repoforge.kind={kind}", f"repoforge.parent={parent}", *own]
 
 
 @pytest.fixture
 def store(tree):
-    """base (1 MB) -> env-a (300 kB) -> i1, i2; base -> env-b (700 kB) -> i3."""
-    base = tree.imported("base", MB, ["repoforge.kind=base", f"repoforge.test={tree.run}"])
-    refs = {"base": base}
-    for env, fingerprint in (("env-a", "fa"), ("env-b", "fb")):
-        refs[env] = tree.layer(base, env, FILES[env], ["repoforge.kind=env", f"repoforge.parent={base}",
-                                                      f"repoforge.fingerprint={fingerprint}"])
-    for instance, env in (("i1", "env-a"), ("i2", "env-a"), ("i3", "env-b")):
-        refs[instance] = tree.layer(refs[env], instance, FILES[instance],
-                                    ["repoforge.kind=instance", f"repoforge.parent={refs[env]}",
-                                     f"repoforge.instance_id={tree.run}-{instance}"])
+    """base (1 MB) -> py (200 kB) -> env-a (300 kB) -> i1, i2; py -> env-b (700 kB) -> i3; base -> py-idle."""
+    refs = {"base": tree.imported("base", MB, ["repoforge.kind=base", f"repoforge.test={tree.run}"])}
+    for name, parent in PARENTS.items():
+        refs[name] = tree.layer(refs[parent], name, FILES[name], labels_of(tree, name, refs[parent]))
     return refs
 
 
 def test_disk_usage_counts_shared_layers_once(tree, store):
     sizes = {name: size(ref) for name, ref in store.items()}
-    parents = {"env-a": "base", "env-b": "base", "i1": "env-a", "i2": "env-a", "i3": "env-b"}
-    own = {"base": sizes["base"], **{name: sizes[name] - sizes[parent] for name, parent in parents.items()}}
+    own = {"base": sizes["base"], **{name: sizes[name] - sizes[parent] for name, parent in PARENTS.items()}}
     # overlay2 counts file bytes, so each layer adds exactly the file written into it
     assert sizes["base"] == MB
     assert {name: own[name] for name in FILES} == FILES
@@ -127,23 +129,28 @@ def test_disk_usage_counts_shared_layers_once(tree, store):
     assert set(by_ref) == set(store.values())
     for name, ref in store.items():
         assert (by_ref[ref].apparent_bytes, by_ref[ref].own_bytes) == (sizes[name], own[name]), name
-    assert [by_ref[store[name]].kind for name in ("base", "env-a", "i1")] == ["base", "env", "instance"]
+    assert [by_ref[store[name]].kind for name in ("base", "py", "env-a", "i1")] == ["base", "python", "env", "instance"]
     assert by_ref[store["base"]].parent is None
+    assert by_ref[store["py"]].parent == store["base"]
+    assert by_ref[store["py"]].python_source == "host:/opt/py"
+    assert by_ref[store["env-a"]].parent == store["py"]
     assert by_ref[store["i3"]].parent == store["env-b"]
     assert by_ref[store["i3"]].instance_id == f"{tree.run}-i3"
     assert by_ref[store["env-a"]].fingerprint == "fa"
+    assert [image.kind for image in usage.images] == ["base", "python", "python", "env", "env", "instance", "instance",
+                                                      "instance"]
 
     instances = ["i1", "i2", "i3"]
     assert usage.instances == 3
     assert usage.apparent_bytes == sum(sizes.values())
     assert usage.unique_bytes == MB + sum(FILES.values()) == sum(own.values())
     assert usage.full_image_per_instance_bytes == sum(sizes[name] for name in instances)
-    assert usage.full_image_per_instance_bytes == 3 * MB + 2 * 300_000 + 700_000 + 60_000
+    assert usage.full_image_per_instance_bytes == 3 * (MB + 200_000) + 2 * 300_000 + 700_000 + 60_000
     assert usage.unique_bytes_per_instance == pytest.approx((MB + sum(FILES.values())) / 3)
     assert usage.apparent_bytes_per_instance == pytest.approx(sum(sizes[name] for name in instances) / 3)
 
     text = _render(format_usage(usage))
-    assert store["i3"] in text and "unique bytes on disk" in text and "2.1 MB" in text
+    assert store["i3"] in text and store["py"] in text and "unique bytes on disk" in text and "2.3 MB" in text
 
 
 def test_missing_parent_counts_everything_as_own(tree, store):
@@ -159,21 +166,22 @@ def test_prune_drops_one_envs_instances_then_the_env(tree, store):
     outsider = tree.imported("unlabeled", 1_000, [f"repoforge.test={tree.run}"])  # ours by marker, not by kind
     i1_user = tree.create(store["i1"], {"repoforge.kind": "sandbox", "repoforge.pid": str(dead_pid()),
                                         "repoforge.host": socket.gethostname()})
-    expected_freed = sum(size(store[name]) - size(store[parent])
-                         for name, parent in (("i1", "env-a"), ("i2", "env-a"), ("env-a", "base")))
+    gone = ("i1", "i2", "env-a", "py-idle")
+    expected_freed = sum(size(store[name]) - size(store[PARENTS[name]]) for name in gone)
 
     result = prune(keep_instances={f"{tree.run}-i3"}, labels=tree.marker)
 
     assert i1_user in result.containers  # its stale container would have kept i1 in use
-    assert sorted(result.images) == sorted([store["i1"], store["i2"], store["env-a"]])
-    assert result.freed_bytes == expected_freed == 30_000 + 300_000
+    # py stays while env-b stands on it; py-idle has no environment on it
+    assert sorted(result.images) == sorted(store[name] for name in gone)
+    assert result.freed_bytes == expected_freed == 30_000 + 300_000 + 50_000
     left = {image.ref for image in disk_usage(labels=tree.marker).images}
-    assert left == {store["base"], store["env-b"], store["i3"]}
+    assert left == {store["base"], store["py"], store["env-b"], store["i3"]}
     assert size(outsider) == 1_000
 
-    # With i3 gone too, env-b and then the base have nothing on them.
+    # With i3 gone too, env-b, then its Python, then the base have nothing on them.
     again = prune(keep_instances=set(), labels=tree.marker)
-    assert again.images == [store["i3"], store["env-b"], store["base"]]
+    assert again.images == [store["i3"], store["env-b"], store["py"], store["base"]]
     assert size(outsider) == 1_000
 
 
@@ -181,7 +189,8 @@ def test_prune_keeps_images_a_live_container_uses(tree, store):
     tree.create(store["i2"], {"repoforge.kind": "sandbox", "repoforge.pid": str(os.getpid()),
                               "repoforge.host": socket.gethostname()})
     result = prune(keep_instances=set(), labels=tree.marker)
-    assert sorted(result.images) == sorted([store["i1"], store["i3"], store["env-b"]])  # i2 holds env-a and base
+    # i2 holds env-a, py and the base
+    assert sorted(result.images) == sorted([store["i1"], store["i3"], store["env-b"], store["py-idle"]])
 
 
 def dead_pid() -> int:

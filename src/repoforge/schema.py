@@ -56,6 +56,9 @@ class EnvSpec(BaseModel):
     """How to build and use an environment; instances with equal fingerprints share one."""
 
     python: str  # major.minor
+    # Where the interpreter came from (uv:NAME, host:PREFIX, debian:SUITE). Not in the fingerprint: any
+    # build of one version serves an environment, so the two backends share one recipe.
+    python_source: str = ""
     exclude_newer: str  # ISO date the package index is read as of
     # name -> its own cutoff: later for floors and repairs, earlier for a plugin dated like its runner
     package_floors: dict[str, str] = Field(default_factory=dict)

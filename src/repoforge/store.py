@@ -1,7 +1,8 @@
 """The image store: what RepoForge's docker images cost on disk, and removing what nothing needs.
 
-Images form a tree (base -> env -> instance) told apart by their `repoforge.*` labels. Each image
-only adds layers on top of its parent, so `docker images` counts shared layers once per image while
+Images form a tree (system base -> python -> env -> instance) told apart by their `repoforge.*` labels
+(a Python from a Debian suite is a whole system of its own: it has no parent). Each image only adds
+layers on top of its parent, so `docker images` counts shared layers once per image while
 the disk holds them once: an image's own bytes are Size(image) - Size(parent), and the store's
 unique bytes are the sum of those. Only labeled images are ever looked at or removed.
 """
@@ -16,7 +17,7 @@ import subprocess
 from pydantic import BaseModel
 from rich.table import Table
 
-KINDS = ("base", "env", "instance")
+KINDS = ("base", "python", "env", "instance")
 CONTAINER_KINDS = ("sandbox", "build")
 
 
@@ -31,6 +32,7 @@ class ImageUsage(BaseModel):
     parent: str | None
     instance_id: str | None
     fingerprint: str | None
+    python_source: str | None  # a Python image's interpreter: uv:NAME, host:PREFIX or debian:SUITE
     apparent_bytes: int  # Size: what `docker images` shows for it
     own_bytes: int  # Size - parent's Size: bytes only this image adds
 
@@ -115,6 +117,7 @@ def _images(docker: str, labels: dict[str, str] | None) -> list[_Image]:
             kind=found["repoforge.kind"], parent=parent_ref,
             instance_id=found.get("repoforge.instance_id") or None,
             fingerprint=found.get("repoforge.fingerprint") or None,
+            python_source=found.get("repoforge.python_source") or None,
             apparent_bytes=size, own_bytes=size - int(parent["Size"]) if parent else size)
         images.append(_Image(id=item["Id"], tags=tags, layers=layers, usage=usage))
     images.sort(key=lambda image: (KINDS.index(image.usage.kind), image.usage.ref))
@@ -181,7 +184,7 @@ def _remove(docker: str, image: _Image) -> bool:
 
 def prune(keep_instances: set[str] | None = None, docker: str = "docker", *,
           labels: dict[str, str] | None = None) -> PruneResult:
-    """Remove stale containers, then unwanted instance images, then envs and bases nothing stands on.
+    """Remove stale containers, then unwanted instance images, then envs, Pythons and bases nothing stands on.
 
     Instances are removed when keep_instances is given and their id is not in it, and always when
     untagged (superseded by a rebuild under the same tag, nothing can name them). `labels`
@@ -202,7 +205,7 @@ def prune(keep_instances: set[str] | None = None, docker: str = "docker", *,
 
     drop([image for image in images if image.usage.kind == "instance"
           and (not image.tags or (keep_instances is not None and image.usage.instance_id not in keep_instances))])
-    for kind in ("env", "base"):
+    for kind in ("env", "python", "base"):
         # Any remaining image naming it keeps it, whatever its kind: safer than the strict tree.
         named = {tag_ids.get(_normalize(image.usage.parent)) for image in remaining.values() if image.usage.parent}
         drop([image for image in images if image.usage.kind == kind and image.id in remaining

@@ -374,7 +374,7 @@ def ensure_env(spec: EnvSpec, meta: ProjectMetadata, worktree: Path, store: Path
             raise BuildFailed(record["reason"], [BuildAttempt(**a) for a in record["attempts"]])
         box = backend.build_box(worktree, env_dir, spec.python)
         try:
-            spec = _build(spec, meta, box, env_dir)
+            spec = _build(spec.model_copy(update={"python_source": box.python_source}), meta, box, env_dir)
             ref.write_text(box.keep())
         finally:
             box.close()

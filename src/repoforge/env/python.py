@@ -12,6 +12,7 @@ from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
+from pydantic import BaseModel
 
 from repoforge.env.metadata import ProjectMetadata
 
@@ -33,7 +34,8 @@ def available_pythons() -> dict[str, str]:
     candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3")))
     candidates += _uv_pythons()
     for path in filter(None, candidates):
-        version = _version_of(path)
+        found_here = inspect_interpreter(path)
+        version = found_here.version if found_here else None
         if version and Version(version) >= MIN_SUPPORTED and version not in found:
             found[version] = path
     return dict(sorted(found.items(), key=lambda kv: Version(kv[0])))
@@ -50,13 +52,31 @@ def _uv_pythons() -> list[str]:
     return [entry["path"] for entry in json.loads(proc.stdout or "[]") if entry.get("path")]
 
 
-def _version_of(path: str) -> str | None:
+class Interpreter(BaseModel):
+    """What an interpreter says of itself."""
+
+    version: str  # major.minor
+    prefix: str  # sys.base_prefix: its installation, also when reached through a shim or a venv
+    build: str  # sys.version: the exact build (patch version, date, compiler)
+
+    @property
+    def origin(self) -> str:
+        """Where it came from, as EnvSpec.python_source records it."""
+        return f"host:{self.prefix}"
+
+
+# venv is imported too: Debian splits it out, and an interpreter without it cannot serve a build.
+_DESCRIBE = ("import json, sys, venv; print(json.dumps({'version': '%d.%d' % sys.version_info[:2], "
+             "'prefix': sys.base_prefix, 'build': sys.version}))")
+
+
+@functools.cache
+def inspect_interpreter(path: str) -> Interpreter | None:
     try:
-        proc = subprocess.run([path, "-c", "import sys, venv; print('%d.%d' % sys.version_info[:2])"],
-                              capture_output=True, text=True, timeout=20)
+        proc = subprocess.run([path, "-c", _DESCRIBE], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    return Interpreter.model_validate_json(proc.stdout) if proc.returncode == 0 else None
 
 
 def choose_python(meta: ProjectMetadata, commit_date: str, available: dict[str, str]) -> str | None:

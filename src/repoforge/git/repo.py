@@ -9,6 +9,8 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
+from repoforge.names import safe_name
+
 
 class GitError(RuntimeError):
     """A git command failed; the message carries git's own words."""
@@ -44,13 +46,13 @@ def is_url(source: str) -> bool:
 
 
 def repo_name_from_url(url: str) -> str:
-    """owner/name from any git URL form (https, ssh, scp-like, local path)."""
+    """owner/name from any git URL form (https, ssh, scp-like, local path), in GitHub's characters."""
     path = re.sub(r"\.git/?$", "", url.rstrip("/"))
     parts = re.split(r"[/:]", path)
     parts = [p for p in parts if p]
     if len(parts) >= 2:
-        return f"{parts[-2]}/{parts[-1]}"
-    return f"local/{parts[-1] if parts else 'repo'}"
+        return f"{safe_name(parts[-2])}/{safe_name(parts[-1])}"
+    return f"local/{safe_name(parts[-1] if parts else 'repo')}"
 
 
 def clone_url(name: str) -> str:
@@ -95,7 +97,8 @@ def _local_name(path: Path, repo: Path | None) -> str:
         url = git(repo, "config", "--get", "remote.origin.url", check=False).strip()
         if url:
             return repo_name_from_url(url)
-    return f"local/{path.stem if path.is_file() else path.name}"
+    # A folder may be named anything (`a+b`, spaces): instance ids and image names derive from this.
+    return f"local/{safe_name(path.stem if path.is_file() else path.name)}"
 
 
 def _clone(url: str, dest: Path) -> Path:

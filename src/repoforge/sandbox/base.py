@@ -63,6 +63,7 @@ class BuildBox(Protocol):
     venv: str  # the environment's path, as commands inside see it
     uv: str  # the uv binary, likewise
     python: str  # the interpreter to create the venv from, likewise
+    python_source: str  # where that interpreter came from, as EnvSpec.python_source records it
 
     def keep(self) -> str:
         """Freeze the installed environment; return the reference sandboxes start from."""

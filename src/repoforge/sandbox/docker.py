@@ -1,11 +1,16 @@
-"""The docker backend: base -> environment -> instance images, built with no registry.
+"""The docker backend: system base -> Python -> environment -> instance images, built with no registry.
 
-- base: a Debian suite from debootstrap, slimmed, one per Python version (the suite's python3);
-  rebuilt only when its recipe changes (the recipe's hash is in the tag).
-- environment: base + /opt/venv, installed in a build container with the checkout mounted at
+- system base: one Debian suite from debootstrap (the host's, so that interpreters built on the host
+  run on it): git, iproute2, patch and the shared libraries CPython's builds link against, slimmed.
+- Python: one image per interpreter, shared by every environment built on it: uv's standalone build or
+  the host's own installation copied (slimmed) into a layer over the system base, or as the last resort
+  a Debian suite whose python3 is that version (sandbox/interpreters.py says which, and why). The build
+  checks that the interpreter runs there.
+- environment: Python + /opt/venv, installed in a build container with the checkout mounted at
   /testbed, then committed; one per EnvSpec fingerprint, shared by every instance that needs it.
 - instance: environment + /testbed holding the repository at its base commit, fetched with depth 1,
   so no later commit, ref or reflog entry exists in it.
+Bases and Python images are rebuilt only when their recipe changes (the recipe's hash is in the tag).
 Every container runs with limits, is removed by force, and is labeled with its owner's pid so a
 crashed run's leftovers are found and removed by the next run. The host's CA bundle is mounted
 into build containers (never baked in). Test containers have no network unless asked (then they are on
@@ -16,6 +21,7 @@ slow network (name lookups fail at once).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shlex
@@ -27,22 +33,31 @@ import tempfile
 import time
 from pathlib import Path
 
+from repoforge.env.python import available_pythons
 from repoforge.git.repo import git
 from repoforge.locks import exclusive
+from repoforge.names import docker_tag
 from repoforge.sandbox import SandboxError
 from repoforge.sandbox.base import RESTORE_GENERATED, TESTBED, ExecResult, PatchError
+from repoforge.sandbox.interpreters import LINK, SLIMMED, PythonSource, has_source, pack, python_source
 from repoforge.sandbox.process import uv_binary, uv_cache_dir
 
-# Debian suites and the python3 each ships: the interpreters this backend can offer. Before 3.12
-# Debian splits distutils out of the standard library, and uv needs it for older Pythons.
-SUITES = {"3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}
-SUITE_PACKAGES = {"bullseye": ["python3-distutils"], "bookworm": ["python3-distutils"], "trixie": []}
-BASE_PACKAGES = ["python3", "git", "iproute2", "patch"]
+# The host is Debian bookworm: interpreters built on it need its C library and these libraries' sonames.
+SYSTEM_SUITE = "bookworm"
+TOOLS = ["git", "iproute2", "patch"]
+CPYTHON_LIBRARIES = ["libssl3", "libffi8", "zlib1g", "libsqlite3-0", "libbz2-1.0", "liblzma5", "libreadline8",
+                     "libncursesw6", "libtinfo6", "libuuid1", "libgdbm6", "libgdbm-compat4", "libexpat1", "libnsl2",
+                     "libcrypt1"]
+# A Debian suite's own python3; before 3.12 Debian splits distutils out, and uv needs it for older Pythons.
+DEBIAN_PYTHON = {"bullseye": ["python3", "python3-distutils"], "bookworm": ["python3", "python3-distutils"],
+                 "trixie": ["python3"]}
 # git pulls in the full perl (about 45 MB) for commands no test harness uses (add -i, send-email,
 # svn); perl-base, which dpkg itself needs, stays.
 SLIM_PACKAGES = re.compile(r"perl|perl-modules-[\d.]+|libperl5[\d.]+|liberror-perl")
 SLIM = ["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian",
         "var/lib/apt/lists", "var/cache/apt", "var/cache/debconf", "var/log"]
+# What a copied interpreter must import in its image; ldd names any library its modules miss.
+PYTHON_CHECK = "import ssl, sqlite3, ctypes, lzma, bz2, zlib, decimal, hashlib"
 VENV = "/opt/venv"
 CA_IN_CONTAINER = "/etc/repoforge/ca.crt"
 PATH = f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -96,35 +111,72 @@ def _building(name: str):
     return exclusive(LOCKS / (hashlib.sha256(name.encode()).hexdigest()[:16] + ".lock"))
 
 
+def label_changes(labels: dict[str, str]) -> list[str]:
+    """`--change` arguments that set image labels; values are quoted, since an instance id may hold spaces."""
+    return [arg for key, value in labels.items()
+            for arg in ("--change", f"LABEL {key}={json.dumps(value, ensure_ascii=False)}")]
+
+
+UNOWNED = {"repoforge.pid": "", "repoforge.host": ""}  # a committed image is no process's leftover
+
+
 # --- images -------------------------------------------------------------------------------------
 
-def base_ref(python: str) -> str:
-    recipe = f"{SUITES[python]} {' '.join(_packages(SUITES[python]))} {' '.join(SLIM)} {SLIM_PACKAGES.pattern}"
-    return f"repoforge-base:{SUITES[python]}-{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
-
-
-def _packages(suite: str) -> list[str]:
-    return BASE_PACKAGES + SUITE_PACKAGES[suite]
-
-
-def ensure_base(python: str) -> str:
-    ref = base_ref(python)
-    with _building(ref):
-        if not image_exists(ref):
-            _build_base(SUITES[python], ref)
-    return ref
+def _digest(*recipe: str) -> str:
+    return hashlib.sha256("\0".join(recipe).encode()).hexdigest()[:10]
 
 
 def can_build_bases() -> bool:
     return shutil.which("debootstrap") is not None and os.geteuid() == 0
 
 
-def _build_base(suite: str, ref: str) -> None:
+def system_base_ref() -> str:
+    recipe = [SYSTEM_SUITE, *TOOLS, *CPYTHON_LIBRARIES, *SLIM, SLIM_PACKAGES.pattern]
+    return f"repoforge-base:{SYSTEM_SUITE}-{_digest(*recipe)}"
+
+
+def ensure_system_base() -> str:
+    ref = system_base_ref()
+    with _building(ref):
+        if not image_exists(ref):
+            _debootstrap(SYSTEM_SUITE, TOOLS + CPYTHON_LIBRARIES, ref, {"repoforge.kind": "base"})
+    return ref
+
+
+def python_ref(source: PythonSource) -> str:
+    if source.kind == "debian":
+        recipe = [source.origin, *TOOLS, *DEBIAN_PYTHON[source.origin], *SLIM, SLIM_PACKAGES.pattern, LINK]
+    else:
+        recipe = [system_base_ref(), source.label, source.build, *SLIMMED.values(), LINK]
+    return f"repoforge-python:{source.version}-{source.kind}-{_digest(*recipe)}"
+
+
+def ensure_python(source: PythonSource) -> str:
+    """The image of one interpreter, built and checked once, shared by every environment built on it."""
+    ref = python_ref(source)
+    with _building(ref):
+        if not image_exists(ref):
+            labels = {"repoforge.kind": "python", "repoforge.python": source.version,
+                      "repoforge.python_source": source.label}
+            if source.kind == "debian":  # a whole suite of its own: it stands on nothing
+                _debootstrap(source.origin, TOOLS + DEBIAN_PYTHON[source.origin], ref, labels, source)
+            else:
+                base = ensure_system_base()
+                with tempfile.TemporaryDirectory(prefix="repoforge-python-") as tmp:
+                    pack(source, Path(tmp) / "python.tar")
+                    _add_layer(base, Path(tmp) / "python.tar", labels | {"repoforge.parent": base}, ref)
+            _check_python(source, ref)
+    return ref
+
+
+def _debootstrap(suite: str, packages: list[str], ref: str, labels: dict[str, str],
+                 python: PythonSource | None = None) -> None:
+    """A slimmed minbase of `suite` with `packages`, imported as `ref` (with `python`'s uniform link)."""
     if not can_build_bases():
         raise SandboxError("building a base image needs root and debootstrap (apt-get install debootstrap)")
     mirror = os.environ.get("REPOFORGE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
     with tempfile.TemporaryDirectory(prefix="repoforge-rootfs-") as root:
-        proc = subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(_packages(suite))}",
+        proc = subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
                                suite, root, mirror], capture_output=True, text=True)
         if proc.returncode != 0:
             raise SandboxError(f"debootstrap {suite} failed: {proc.stdout[-1500:]}{proc.stderr[-1500:]}")
@@ -133,9 +185,11 @@ def _build_base(suite: str, ref: str) -> None:
             shutil.rmtree(Path(root, folder), ignore_errors=True)
             Path(root, folder).mkdir(parents=True, exist_ok=True)
         subprocess.run(["find", root, "-name", "__pycache__", "-prune", "-exec", "rm", "-rf", "{}", "+"], check=False)
+        if python is not None:
+            Path(root, LINK.format(version=python.version).lstrip("/")).symlink_to(python.interpreter)
         tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
-        changes = ["--change", "LABEL repoforge.kind=base", "--change", f"ENV PATH={PATH}",
-                   "--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["bash"]']
+        changes = [*label_changes(labels), "--change", f"ENV PATH={PATH}", "--change", "ENV LANG=C.UTF-8",
+                   "--change", 'CMD ["bash"]']
         imported = subprocess.run(["docker", "import", *changes, "-", ref], stdin=tar.stdout, capture_output=True)
         tar.wait()
         if imported.returncode != 0:
@@ -149,8 +203,46 @@ def _purge_packages(root: str) -> None:
         subprocess.run(["chroot", root, "dpkg", "--purge", "--force-depends", *drop], capture_output=True)
 
 
+def _add_layer(parent: str, archive: Path, labels: dict[str, str], ref: str) -> None:
+    """Commit `parent` plus the tar `archive` (extracted at /) as `ref`."""
+    container = docker("create", *owner_labels("build"), parent, "true").stdout.decode().strip()
+    try:
+        docker("cp", "-", f"{container}:/", input=archive.read_bytes())
+        docker("commit", *label_changes(labels | UNOWNED), container, ref)
+    finally:
+        docker("rm", "-f", container, check=False)
+
+
+def _check_python(source: PythonSource, ref: str) -> None:
+    """Prove the interpreter runs in its image (through the uniform link); else drop the image and say why."""
+    dynload = f"{source.prefix}/lib/python{source.version}/lib-dynload"
+    script = (f"ldd {source.interpreter} {dynload}/*.so 2>&1; "
+              f"{LINK.format(version=source.version)} -c {shlex.quote(PYTHON_CHECK)}")
+    run = docker("run", "--rm", "--network", "none", ref, "bash", "-c", script, timeout=300, check=False)
+    if run.returncode == 0:
+        return
+    docker("rmi", ref, check=False)
+    output = (run.stdout + run.stderr).decode(errors="replace").strip()
+    missing = _missing_libraries(output)
+    why = f"missing {', '.join(missing)}" if missing else (output.splitlines() or [f"exit {run.returncode}"])[-1]
+    system = source.origin if source.kind == "debian" else f"Debian {SYSTEM_SUITE}"
+    raise SandboxError(f"Python {source.version} from {source.label} does not run on {system}: {why}")
+
+
+def _missing_libraries(ldd_output: str) -> list[str]:
+    """Each library (or symbol version) ldd did not find, with the file that needs it."""
+    missing, needing = [], ""
+    for line in ldd_output.splitlines():
+        if line.endswith(":") and not line[:1].isspace():
+            needing = line[:-1].rsplit("/", 1)[-1]
+        elif found := re.match(r"\s+(\S+) => not found", line) or re.search(r"version `([^']+)' not found", line):
+            missing.append(f"{found[1]} (for {needing})")
+    return list(dict.fromkeys(missing))
+
+
 def instance_ref(instance_id: str) -> str:
-    return f"repoforge-instance:{instance_id.lower()[:128]}"
+    """One image per instance id; ids Docker refuses (`local__a+b-1`, uppercase) get a valid, distinct tag."""
+    return f"repoforge-instance:{docker_tag(instance_id)}"
 
 
 def ensure_instance(repo: Path, commit: str, env_ref: str, instance_id: str) -> str:
@@ -172,15 +264,8 @@ def ensure_instance(repo: Path, commit: str, env_ref: str, instance_id: str) -> 
             archive = Path(tmp) / "testbed.tar"
             with tarfile.open(archive, "w") as tar:
                 tar.add(tree, arcname="testbed")
-            container = docker("create", *owner_labels("build"), env_ref, "true").stdout.decode().strip()
-            try:
-                docker("cp", "-", f"{container}:/", input=archive.read_bytes())
-                docker("commit", "--change", "LABEL repoforge.kind=instance",
-                       "--change", f"LABEL repoforge.parent={env_ref}",
-                       "--change", f"LABEL repoforge.instance_id={instance_id}",
-                       "--change", "LABEL repoforge.pid= repoforge.host=", container, ref)
-            finally:
-                docker("rm", "-f", container, check=False)
+            _add_layer(env_ref, archive, {"repoforge.kind": "instance", "repoforge.parent": env_ref,
+                                          "repoforge.instance_id": instance_id}, ref)
     return ref
 
 
@@ -244,8 +329,10 @@ class DockerSandbox:
 
 
 class DockerBuildBox:
-    def __init__(self, worktree: Path, base: str, python: str, fingerprint: str):
-        self.venv, self.uv, self.python, self.base, self.fingerprint = VENV, "/usr/local/bin/uv", python, base, fingerprint
+    def __init__(self, worktree: Path, source: PythonSource, fingerprint: str):
+        self.image = ensure_python(source)
+        self.venv, self.uv, self.fingerprint = VENV, "/usr/local/bin/uv", fingerprint
+        self.python, self.python_source = LINK.format(version=source.version), source.label
         cache = uv_cache_dir()
         cache.mkdir(parents=True, exist_ok=True)
         mounts = [f"{worktree}:{TESTBED}", f"{uv_binary()}:/usr/local/bin/uv:ro", f"{cache}:/uv-cache"]
@@ -254,15 +341,14 @@ class DockerBuildBox:
         if bundle:
             mounts.append(f"{bundle}:{CA_IN_CONTAINER}:ro")
             env |= {"SSL_CERT_FILE": CA_IN_CONTAINER, "REQUESTS_CA_BUNDLE": CA_IN_CONTAINER, "PIP_CERT": CA_IN_CONTAINER}
-        self.sandbox = DockerSandbox(base, network=True, mounts=mounts, env=env, kind="build")
+        self.sandbox = DockerSandbox(self.image, network=True, mounts=mounts, env=env, kind="build")
 
     def keep(self) -> str:
         """Commit the environment; its image id names it, since a rebuild reuses the tag."""
         self.sandbox.exec("rm -rf /tmp/* /root/.cache", timeout=60)
-        committed = docker("commit", "--change", "LABEL repoforge.kind=env",
-                           "--change", f"LABEL repoforge.parent={image_id(self.base)}",
-                           "--change", f"LABEL repoforge.fingerprint={self.fingerprint}",
-                           "--change", "LABEL repoforge.pid= repoforge.host=", "--change", f"ENV VIRTUAL_ENV={VENV}",
+        labels = {"repoforge.kind": "env", "repoforge.parent": image_id(self.image),
+                  "repoforge.fingerprint": self.fingerprint}
+        committed = docker("commit", *label_changes(labels | UNOWNED), "--change", f"ENV VIRTUAL_ENV={VENV}",
                            self.sandbox.container, f"repoforge-env:{self.fingerprint}")
         return committed.stdout.decode().strip()
 
@@ -282,10 +368,14 @@ class DockerBackend:
         remove_stale_containers()
 
     def pythons(self) -> dict[str, str]:
-        return {version: f"/usr/bin/python{version}" for version in SUITES}
+        """The process backend's versions (so both choose alike) that some source puts into an image."""
+        return {version: LINK.format(version=version) for version in available_pythons() if has_source(version)}
 
     def build_box(self, worktree: Path, env_dir: Path, python: str) -> DockerBuildBox:
-        return DockerBuildBox(worktree, ensure_base(python), self.pythons()[python], env_dir.name)
+        source = python_source(python)
+        if source is None:
+            raise SandboxError(f"no source of Python {python} for an image (uv, the host, Debian)")
+        return DockerBuildBox(worktree, source, env_dir.name)
 
     def env_exists(self, env_ref: str) -> bool:
         return image_exists(env_ref)

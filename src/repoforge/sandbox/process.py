@@ -21,7 +21,7 @@ import time
 import warnings
 from pathlib import Path
 
-from repoforge.env.python import available_pythons
+from repoforge.env.python import available_pythons, inspect_interpreter
 from repoforge.git.repo import GitError, apply_patch, checkout, git
 from repoforge.sandbox.base import RESTORE_GENERATED, TESTBED, ExecResult, PatchError
 
@@ -178,6 +178,7 @@ class ProcessBuildBox:
         cache = uv_cache_dir()
         cache.mkdir(parents=True, exist_ok=True)
         self.venv, self.uv, self.python = str(env_dir / "venv"), uv_binary(), python
+        self.python_source = inspect_interpreter(python).origin
         self.sandbox = ProcessSandbox(worktree, venv=env_dir / "venv", writable=[env_dir, cache],
                                       readonly=[Path(self.uv)], env={"UV_CACHE_DIR": str(cache)})
 
