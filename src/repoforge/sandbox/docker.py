@@ -184,7 +184,6 @@ def _debootstrap(suite: str, packages: list[str], ref: str, labels: dict[str, st
         for folder in SLIM:
             shutil.rmtree(Path(root, folder), ignore_errors=True)
             Path(root, folder).mkdir(parents=True, exist_ok=True)
-        subprocess.run(["find", root, "-name", "__pycache__", "-prune", "-exec", "rm", "-rf", "{}", "+"], check=False)
         if python is not None:
             Path(root, LINK.format(version=python.version).lstrip("/")).symlink_to(python.interpreter)
         tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
