@@ -31,7 +31,7 @@ from repoforge.sandbox.base import TESTBED, Backend, BuildBox, save_generated
 from repoforge.schema import BuildAttempt, EnvSpec, InstallStep
 from repoforge.testrun.command import test_command
 
-RECIPE_VERSION = "7"  # bump when the way environments are built changes
+RECIPE_VERSION = "8"  # bump when the way environments are built changes
 INSTALL_TIMEOUT = 900
 MAX_REPAIRS = 8
 
@@ -39,11 +39,13 @@ MAX_REPAIRS = 8
 TOOLING = {"pytest", "pluggy", "py", "setuptools", "wheel", "attrs", "more-itertools", "atomicwrites",
            "iniconfig", "packaging", "tomli", "exceptiongroup", "importlib-metadata", "zipp", "six",
            "setuptools-scm", "pyparsing", "colorama"}
-# Tools for coverage, linting, docs and release add failure modes and no test outcome.
+# Tools for coverage, linting, docs, release and CI reports add failure modes and no test outcome,
+# unless the tests use a marker or fixture of one (ProjectMetadata.needed_plugins).
 NOT_FOR_TESTS = re.compile(
     r"^(pytest-cov|coverage|codecov|coveralls|python-coveralls|pytest-codecov|tox|nox|pre-commit|"
     r"black|flake8.*|pylint|mypy|isort|ruff|sphinx.*|twine|check-manifest|bump2?version|"
-    r"pytest-flake8|pytest-mypy|pytest-black|pytest-isort|pytest-pylint|pytest-pep8|pep8|pyflakes)$"
+    r"pytest-flake8|pytest-mypy|pytest-black|pytest-isort|pytest-pylint|pytest-pep8|pep8|pyflakes|"
+    r"pytest-azurepipelines|pytest-github-actions-annotate-failures)$"
 )
 
 
@@ -84,6 +86,12 @@ def _names(requirements: list[str]) -> list[Requirement]:
     return parsed
 
 
+def for_tests(meta: ProjectMetadata, name: str) -> bool:
+    """Whether the declared test requirement or pytest plugin name is installed for the tests."""
+    name = canonicalize_name(name)
+    return not NOT_FOR_TESTS.match(name) or name in meta.needed_plugins
+
+
 def requirements_for_tests(meta: ProjectMetadata, interpreter_newer: bool = False) -> list[str]:
     """What the tests need beyond the project: declared test requirements, then the runner.
 
@@ -93,7 +101,7 @@ def requirements_for_tests(meta: ProjectMetadata, interpreter_newer: bool = Fals
     older one and are dropped: the tooling floors choose. Exact pins of one package that disagree
     (two requirement files) keep the highest.
     """
-    kept = [r for r in _names(meta.test_requirements) if not NOT_FOR_TESTS.match(canonicalize_name(r.name))]
+    kept = [r for r in _names(meta.test_requirements) if for_tests(meta, r.name)]
     if interpreter_newer:
         for req in kept:
             if canonicalize_name(req.name) in TOOLING:
@@ -126,6 +134,8 @@ def fingerprint(python: str, cutoff: str, root: Path, meta: ProjectMetadata) -> 
         digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
     # The editable install's path entry depends on the layout, not on the code.
     digest.update(b"src" if (root / "src").is_dir() else b"flat")
+    # Plugins kept because the test files need them: the manifests need not change when they start to.
+    digest.update(" ".join(p for p in meta.needed_plugins if NOT_FOR_TESTS.match(p)).encode())
     return digest.hexdigest()[:20]
 
 
@@ -147,7 +157,10 @@ class Installer:
         return self.box.sandbox.exec(command, timeout=timeout, network=True)
 
     def uv_install(self, name: str, args: list[str], dated: bool = True) -> None:
-        for _ in range(MAX_REPAIRS):
+        """Install args; a failure moves cutoffs (at most MAX_REPAIRS times) or leaves out the droppable
+        requirement it names (each one at most once: projects declare many optional ones)."""
+        repairs = 0
+        while True:
             argv = [self.box.uv, "pip", "install", "--python", f"{self.box.venv}/bin/python", *args]
             if dated:
                 argv[3:3] = self._cutoff_args()
@@ -160,14 +173,15 @@ class Installer:
                 return
             if result.timed_out:
                 raise InstallError(_tail(result.output))
-            if dated and self._repair(result.output):
+            if dated and repairs < MAX_REPAIRS and self._repair(result.output):
+                repairs += 1
                 continue
             culprit = self._culprit(result.output, args)
             if culprit is None:
-                raise InstallError(_tail(result.output))
+                raise InstallError(("too many repairs; last error:\n" if repairs == MAX_REPAIRS else "")
+                                   + _tail(result.output))
             self.spec.dropped.append(culprit)
             args = [a for a in args if _requirement_name(a) != culprit]
-        raise InstallError("too many repairs; last error:\n" + _tail(self.log[-1]))
 
     def _cutoff_args(self) -> list[str]:
         args = ["--exclude-newer", self.spec.exclude_newer]
@@ -380,7 +394,7 @@ def _build(spec: EnvSpec, meta: ProjectMetadata, box: BuildBox, env_dir: Path) -
                 version = _install(installer, strategy, meta)
             except PluginDated:  # once more, with the plugin as old as the runner
                 version = _install(installer, strategy, meta)
-            plugins = [p for p in meta.pytest_plugins if not NOT_FOR_TESTS.match(canonicalize_name(p))]
+            plugins = [p for p in meta.pytest_plugins if for_tests(meta, _plugin_distribution(p))]
             trial.test_command = test_command(trial.test_runner, version, plugins)
         except (InstallError, PluginDated) as exc:
             attempts.append(BuildAttempt(strategy=name, ok=False, seconds=time.monotonic() - start, error=str(exc)))
@@ -399,6 +413,13 @@ def _build(spec: EnvSpec, meta: ProjectMetadata, box: BuildBox, env_dir: Path) -
     reason = "install failed"
     (env_dir / "failed.json").write_text(json.dumps({"reason": reason, "attempts": [a.model_dump() for a in attempts]}))
     raise BuildFailed(reason, attempts)
+
+
+def _plugin_distribution(plugin: str) -> str:
+    """The distribution a `-p` plugin name comes from, by the convention of plugin names
+    (`pytest_cov` and `xdist` from pytest-cov and pytest-xdist)."""
+    name = canonicalize_name(plugin)
+    return name if name.startswith("pytest-") else f"pytest-{name}"
 
 
 class PluginDated(Exception):
