@@ -88,6 +88,22 @@ def test_a_test_requirement_that_cannot_be_installed_is_named_for_dropping():
     assert project_dep._culprit(UV_BUILD_FAILED, ["invoke==0.2.0"]) is None  # the project's own: never dropped
 
 
+@pytest.mark.slow
+def test_a_test_requirement_is_dropped_and_the_projects_own_of_that_name_kept(tmp_path):
+    backend = ProcessBackend()
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "env").mkdir()
+    box = backend.build_box(tmp_path / "tree", tmp_path / "env", "3.11")
+    spec = EnvSpec(python="3.11", exclude_newer="2024-01-01T00:00:00Z")
+    installer = Installer(box, spec, log=[], droppable=frozenset({"six", "repoforge-no-such-distribution-anywhere"}))
+    assert installer.run(f"{box.uv} venv -q --python {backend.pythons()['3.11']} {box.venv}").exit_code == 0
+    installer.uv_install("dependencies and tests", ["six"],
+                         tests=["six==0.0.1", "repoforge-no-such-distribution-anywhere", "toolz"])
+    assert spec.dropped == ["six", "repoforge-no-such-distribution-anywhere"]
+    assert spec.install_steps[0].argv[-2:] == ["six", "toolz"]  # the project's six stayed
+    assert installer.run(f"{box.venv}/bin/python -c 'import six, toolz'").exit_code == 0
+
+
 def test_repair_moves_only_the_filtered_package():
     spec = EnvSpec(python="3.9", exclude_newer="2019-06-02T00:00:00Z")
     installer = Installer(box=None, spec=spec, log=[])

@@ -156,12 +156,14 @@ class Installer:
     def run(self, command: str, timeout: float = 120):
         return self.box.sandbox.exec(command, timeout=timeout, network=True)
 
-    def uv_install(self, name: str, args: list[str], dated: bool = True) -> None:
-        """Install args; a failure moves cutoffs (at most MAX_REPAIRS times) or leaves out the droppable
-        requirement it names (each one at most once: projects declare many optional ones)."""
+    def uv_install(self, name: str, args: list[str], dated: bool = True, tests: list[str] = ()) -> None:
+        """Install args and the test requirements tests; a failure moves cutoffs (at most MAX_REPAIRS
+        times) or leaves out the droppable test requirement it names (any number of them: projects
+        declare many optional ones), never an arg of the project's own (`numpy>=1.15` stays when the
+        tests' `numpy==1.16.*` goes)."""
         repairs = 0
         while True:
-            argv = [self.box.uv, "pip", "install", "--python", f"{self.box.venv}/bin/python", *args]
+            argv = [self.box.uv, "pip", "install", "--python", f"{self.box.venv}/bin/python", *args, *tests]
             if dated:
                 argv[3:3] = self._cutoff_args()
             if self.spec.install_env:
@@ -176,12 +178,12 @@ class Installer:
             if dated and repairs < MAX_REPAIRS and self._repair(result.output):
                 repairs += 1
                 continue
-            culprit = self._culprit(result.output, args)
+            culprit = self._culprit(result.output, tests)
             if culprit is None:
                 raise InstallError(("too many repairs; last error:\n" if repairs == MAX_REPAIRS else "")
                                    + _tail(result.output))
             self.spec.dropped.append(culprit)
-            args = [a for a in args if _requirement_name(a) != culprit]
+            tests = [t for t in tests if _requirement_name(t) != culprit]
 
     def _cutoff_args(self) -> list[str]:
         args = ["--exclude-newer", self.spec.exclude_newer]
@@ -216,10 +218,10 @@ class Installer:
                 return True
         return False
 
-    def _culprit(self, output: str, args: list[str]) -> str | None:
-        """A droppable test requirement among args that the failure names (failed, or brought what failed)."""
+    def _culprit(self, output: str, tests: list[str]) -> str | None:
+        """A droppable test requirement among tests that the failure names (failed, or brought what failed)."""
         named = re.findall(r"(?:Failed to (?:build|download and build)|included because|you require) `?([\w.\-]+)", output)
-        present = {_requirement_name(a) for a in args}
+        present = {_requirement_name(t) for t in tests}
         return next((n for n in map(canonicalize_name, named) if n in self.droppable and n in present), None)
 
 
@@ -296,7 +298,7 @@ def _target(extras: list[str]) -> str:
 
 def strategy_editable(inst: Installer, meta: ProjectMetadata) -> None:
     """The literal recipe: the project editable with its test extras, everything date-limited."""
-    inst.uv_install("project and tests", ["-e", _target(meta.test_extras), *_tests(inst, meta)])
+    inst.uv_install("project and tests", ["-e", _target(meta.test_extras)], tests=_tests(inst, meta))
 
 
 def strategy_compat(inst: Installer, meta: ProjectMetadata) -> None:
@@ -304,13 +306,13 @@ def strategy_compat(inst: Installer, meta: ProjectMetadata) -> None:
     inst.uv_install("project (compat editable)",
                     ["--no-deps", "-e", TESTBED, "--config-settings", "editable_mode=compat"], dated=False)
     requires = declared_requirements(inst, meta.test_extras)
-    inst.uv_install("dependencies and tests", [*requires, *_tests(inst, meta)])
+    inst.uv_install("dependencies and tests", requires, tests=_tests(inst, meta))
 
 
 def strategy_path(inst: Installer, meta: ProjectMetadata) -> None:
     """No install of the project: its declared dependencies, and the checkout on sys.path."""
     extras = [r for e in meta.test_extras for r in meta.extras.get(e, [])]
-    inst.uv_install("dependencies and tests", [*meta.dependencies, *extras, *_tests(inst, meta)])
+    inst.uv_install("dependencies and tests", [*meta.dependencies, *extras], tests=_tests(inst, meta))
     # An import line, so that the checkout comes first: ahead of any installed copy of the project
     # (a test runner testing itself, or a dependency that depends back on it).
     write_pth = (f"site=$({inst.box.venv}/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')"
