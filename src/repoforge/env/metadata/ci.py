@@ -2,7 +2,7 @@
 templates under ci/): the Python versions tested, and what the jobs that run the tests install.
 
 A job is a unit: a GitHub Actions or CircleCI job, or what a file holds outside its jobs. Of the
-jobs that run tests, what they install unconditionally (no `if:` on the step, no shell `if` around
+jobs that run tests (by their commands, or by their names when the command is a matrix value), what they install unconditionally (no `if:` on the step, no shell `if` around
 the command) and what at least half of them install is the project's test environment as CI
 declares it; one job's special additions (an alternative backend, a GPU build) are not.
 """
@@ -30,6 +30,7 @@ VARIABLE_KEYS = {"env", "variables"}
 # Tools that install or package (upgraded before installing), or make environments of their own
 # (tox, nox: their configuration is read for what the tests need): the builder chooses these.
 BUILD_TOOLS = {"pip", "pip3", "uv", "setuptools", "wheel", "virtualenv", "tox", "nox"}
+TEST_JOB = re.compile(r"(?<![a-z])(unit)?test(s|ing)?(?![a-z])", re.I)  # run-tests, unittests; not "latest"
 TEST_RUN = re.compile(r"(?:^|[\s;&|(/])(?:py\.?test|nosetests|nose2|tox|nox)(?:\s|$)|(?:^|\s)(?:\./)?bin/test(?:\s|$)"
                       r"|\bmake\s+(?:test|tests|check)\b|\bsetup\.py\s+test\b|\brun_?tests\.py\b")
 # pip options that take a value; the value of -r is a requirements file, of -e a path
@@ -78,13 +79,18 @@ def _ci_files(r: Reader) -> list[str]:
     return [rel for rel in CI_FILES if r.exists(rel)] + listed
 
 
-def _units(doc: Any) -> list[Any]:
-    """The jobs of a CI document, and the rest of it as one more unit."""
+def _units(doc: Any) -> list[tuple[str, Any]]:
+    """The jobs of a CI document by name, and the rest of it as one more unit (named "")."""
     if not isinstance(doc, dict):
-        return [doc]
+        return [("", doc)]
     jobs = doc.get("jobs")
-    listed = list(jobs.values()) if isinstance(jobs, dict) else jobs if isinstance(jobs, list) else []
-    return [*listed, {key: value for key, value in doc.items() if key != "jobs"}]
+    if isinstance(jobs, dict):
+        listed = [(str(name), job) for name, job in jobs.items()]
+    elif isinstance(jobs, list):  # Azure Pipelines: [{job: name, steps: [...]}]
+        listed = [(str(job.get("job", "")) if isinstance(job, dict) else "", job) for job in jobs]
+    else:
+        listed = []
+    return [*listed, ("", {key: value for key, value in doc.items() if key != "jobs"})]
 
 
 def _scripts(node: Any, guarded: bool = False) -> Iterator[tuple[str, bool]]:
@@ -226,9 +232,9 @@ def read_ci(r: Reader) -> None:
         r.ci_pythons |= _python_versions(doc)
         # variables set for the whole file (GitHub Actions' top-level env) reach every job
         top = _variables({key: doc[key] for key in VARIABLE_KEYS & set(doc)}, []) if isinstance(doc, dict) else {}
-        for unit in _units(doc):
+        for name, unit in _units(doc):
             scripts = list(_scripts(unit))
-            if any(TEST_RUN.search(text) for text, _ in scripts):
+            if TEST_JOB.search(name) or any(TEST_RUN.search(text) for text, _ in scripts):
                 test_jobs.append((rel, _installs(unit, scripts, top)))
     jobs_with = Counter(item for _, items in test_jobs for item in items)
     taken: set[Item] = set()
