@@ -1,10 +1,11 @@
 """CI configuration (GitHub Actions, Travis, Azure Pipelines, AppVeyor, CircleCI, GitLab, CI
 templates under ci/): the Python versions tested, and what the jobs that run the tests install.
 
-A job is a unit: a GitHub Actions or CircleCI job, or what a file holds outside its jobs. Of the
-jobs that run tests (by their commands, or by their names when the command is a matrix value), what they install unconditionally (no `if:` on the step, no shell `if` around
-the command) and what at least half of them install is the project's test environment as CI
-declares it; one job's special additions (an alternative backend, a GPU build) are not.
+A job is a unit: a GitHub Actions, CircleCI or Azure job, or what a file holds outside its jobs.
+Of the jobs that run tests (by their commands, or by their names when the command is a matrix
+value), what they install unconditionally (no `if:` on the step, no shell `if` around the
+command) and what at least half of them install is the project's test environment as CI declares
+it; one job's special additions (an alternative backend, a GPU build) are not.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ REQ_FILE_RUNTIME_TOKENS = {"base", "prod", "production", "runtime", "install", "
 REQ_FILE_OTHER_TOKENS = {"doc", "docs", "documentation", "lint", "linting", "typing", "mypy", "optional", "extra",
                          "extras", "style", "format", "release", "benchmark", "benchmarks", "examples"}
 MIN_VERSION_TOKENS = {"min", "minimum", "minimal", "oldest", "lowest", "pinned"}  # oldest-versions environments
+# In a test folder, a file of optional packages is for the tests; one for docs or linting is not.
 REQ_FILE_NOT_TEST_TOKENS = REQ_FILE_OTHER_TOKENS - {"optional", "extra", "extras"}
 CI_FOLDERS = ("ci", ".ci", ".github")
 TEST_FOLDERS = ("tests", "test", *CI_FOLDERS)
@@ -180,7 +181,7 @@ def read_requirement_files(r: Reader) -> None:
         tokens = path_tokens(rel)
         folder = rel.split("/", 1)[0] if "/" in rel else ""
         if folder in TEST_FOLDERS:
-            named_for_tests = not tokens & REQ_FILE_NOT_TEST_TOKENS  # the folder says tests, unless the name says docs
+            named_for_tests = not tokens & REQ_FILE_NOT_TEST_TOKENS
         else:
             named_for_tests = bool(tokens & REQ_FILE_TEST_TOKENS)
         if named_for_tests or _lists_test_runner(text):
