@@ -768,6 +768,8 @@ def test_ci_pythons(tmp_path: Path) -> None:
 
 def test_ci_python_versions_scalar() -> None:
     assert ci_python_versions("steps:\n  - with:\n      python-version: '3.9'\n") == {"3.9"}
+    assert ci_python_versions("python: [3.10, 3.9]\n") == {"3.10", "3.9"}  # YAML numbers kept as written
+    assert ci_python_versions("python: [3.10\n") == set()
 
 
 def test_odd_files_never_raise(tmp_path: Path) -> None:
