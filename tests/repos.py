@@ -114,3 +114,48 @@ def pinned_python(path: Path) -> RepoBuilder:
         "middle.py": even, "tests/test_middle.py": tests + "\n\ndef test_even():\n    assert median([4, 1, 3, 2]) == 2.5\n",
     })
     return repo
+
+
+def optional_packages(path: Path) -> RepoBuilder:
+    """Tests that skip without packages the project declares only for CI (a conda environment under
+    ci/, with a package no index has) and in its `all` extra, not in its test extra."""
+    repo = RepoBuilder(path, remote="https://github.com/example/tally.git")
+    pyproject = ('[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+                 '[project]\nname = "tally"\nversion = "0.1"\n'
+                 'classifiers = ["Programming Language :: Python :: 3.11"]\n\n'
+                 '[project.optional-dependencies]\ntest = ["pytest"]\ntext = ["six"]\nall = ["tally[text]"]\n')
+    environment = ("name: tally-tests\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.11\n"
+                   "  - pytest\n  - toolz >= 0.10\n  - repoforge-no-such-conda-package\n")
+    tests = ("import pytest\n\nfrom tally import count\n\n\n"
+             "def test_count():\n    assert count('aab') == {'a': 2, 'b': 1}\n\n\n"
+             "def test_count_like_toolz():\n    toolz = pytest.importorskip('toolz')\n"
+             "    assert count('abca') == toolz.frequencies('abca')\n\n\n"
+             "def test_count_text():\n    six = pytest.importorskip('six')\n"
+             "    assert count(six.text_type('a')) == {'a': 1}\n")
+    repo.commit("Initial tally", "2024-04-01T09:00:00+00:00", {
+        "pyproject.toml": pyproject, "ci/requirements/environment.yml": environment, "tests/test_tally.py": tests,
+        "tally.py": "def count(items):\n    return {item: 1 for item in items}\n",
+    })
+    repo.commit("Count repeated items (#2)", "2024-04-02T09:00:00+00:00", {
+        "tally.py": "def count(items):\n    out = {}\n    for item in items:\n"
+                    "        out[item] = out.get(item, 0) + 1\n    return out\n",
+    })
+    return repo
+
+
+def plugin_marker(path: Path) -> RepoBuilder:
+    """Its conftest marks every test with a marker of pytest-cov, a plugin builds leave out unless the
+    tests need it; warnings are errors, so without the plugin no test runs."""
+    repo = RepoBuilder(path, remote="https://github.com/example/marked.git")
+    pyproject = ('[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+                 '[project]\nname = "marked"\nversion = "0.1"\n'
+                 'classifiers = ["Programming Language :: Python :: 3.11"]\n')
+    conftest = ("import pytest\n\n\ndef pytest_collection_modifyitems(items):\n    for item in items:\n"
+                "        item.add_marker(pytest.mark.no_cover)\n")
+    repo.commit("Initial marked", "2024-04-01T09:00:00+00:00", {
+        "pyproject.toml": pyproject, "pytest.ini": "[pytest]\nfilterwarnings =\n    error\n",
+        "requirements-test.txt": "pytest\npytest-cov\n", "conftest.py": conftest,
+        "marked.py": "def double(x):\n    return x + x\n",
+        "tests/test_marked.py": "from marked import double\n\n\ndef test_double():\n    assert double(2) == 4\n",
+    })
+    return repo

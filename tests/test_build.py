@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 
-from repoforge.env.build import Installer, _broken_plugin, cutoff_date, requirements_for_tests, tooling_floors
+import pytest
+import repos
+
+from repoforge.env.build import (
+    Installer,
+    _broken_plugin,
+    cutoff_date,
+    ensure_env,
+    plan,
+    requirements_for_tests,
+    tooling_floors,
+)
 from repoforge.env.index import _fits
 from repoforge.env.metadata import ProjectMetadata
 from repoforge.env.python import choose_python
+from repoforge.git.repo import checkout
+from repoforge.sandbox.process import ProcessBackend
 from repoforge.schema import EnvSpec
 from repoforge.testrun import command
+from repoforge.validate import run_tests
 
 AVAILABLE = {v: f"/usr/bin/python{v}" for v in ("3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13")}
 
@@ -41,6 +56,12 @@ def test_test_requirements_drop_coverage_and_lint_and_add_runner():
     assert requirements_for_tests(meta) == ["pytest<5", "setuptools>=40"]
 
 
+def test_a_left_out_plugin_is_kept_when_the_tests_need_it():
+    meta = ProjectMetadata(test_requirements=["pytest-cov>=2", "pytest-mypy", "mock"], needed_plugins=["pytest-cov"],
+                           pytest_plugins=["pytest_cov", "pytest_mypy"])
+    assert requirements_for_tests(meta) == ["pytest-cov>=2", "mock", "pytest", "setuptools"]
+
+
 def test_tooling_pins_go_when_the_interpreter_is_newer_and_clashing_pins_keep_the_highest():
     meta = ProjectMetadata(test_requirements=["py==1.4.12", "pytest==2.3.4", "pytest-httpbin==0.0.7",
                                               "pytest-httpbin==1.0.0", "mock>=1", "mock<3"])
@@ -65,6 +86,22 @@ def test_a_test_requirement_that_cannot_be_installed_is_named_for_dropping():
     assert installer._culprit(UV_BUILD_FAILED, ["requests", "pytest"]) is None  # not asked for: nothing to drop
     project_dep = Installer(box=None, spec=spec, log=[], droppable=frozenset({"pytest"}))
     assert project_dep._culprit(UV_BUILD_FAILED, ["invoke==0.2.0"]) is None  # the project's own: never dropped
+
+
+@pytest.mark.slow
+def test_a_test_requirement_is_dropped_and_the_projects_own_of_that_name_kept(tmp_path):
+    backend = ProcessBackend()
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "env").mkdir()
+    box = backend.build_box(tmp_path / "tree", tmp_path / "env", "3.11")
+    spec = EnvSpec(python="3.11", exclude_newer="2024-01-01T00:00:00Z")
+    installer = Installer(box, spec, log=[], droppable=frozenset({"six", "repoforge-no-such-distribution-anywhere"}))
+    assert installer.run(f"{box.uv} venv -q --python {backend.pythons()['3.11']} {box.venv}").exit_code == 0
+    installer.uv_install("dependencies and tests", ["six"],
+                         tests=["six==0.0.1", "repoforge-no-such-distribution-anywhere", "toolz"])
+    assert spec.dropped == ["six", "repoforge-no-such-distribution-anywhere"]
+    assert spec.install_steps[0].argv[-2:] == ["six", "toolz"]  # the project's six stayed
+    assert installer.run(f"{box.venv}/bin/python -c 'import six, toolz'").exit_code == 0
 
 
 def test_repair_moves_only_the_filtered_package():
@@ -140,3 +177,34 @@ INTERNALERROR> AttributeError: 'Function' object has no attribute 'get_closest_m
 def test_the_plugin_that_crashes_the_runner_is_named():
     assert _broken_plugin(PLUGIN_CRASH) == "pytest-forked"
     assert _broken_plugin(PLUGIN_CRASH.replace("pytest_forked/__init__", "_pytest/runner")) is None
+
+
+def build_and_run(tmp_path: Path, store: Path, repo, files: list[str]) -> tuple[EnvSpec, dict[str, str]]:
+    """The environment of repo's last commit, built for real, and one run of files in it as validation runs them."""
+    backend, commit = ProcessBackend(), repo._git("rev-parse", "HEAD")
+    tree = tmp_path / "tree"
+    checkout(repo.path, commit, tree)
+    spec, meta = plan(repo.path, commit, repo._git("log", "-1", "--format=%cI"), tree, backend)
+    spec, env_ref, _ = ensure_env(spec, meta, tree, store, backend)
+    sandbox = backend.instance_sandbox(repo.path, commit, env_ref, "run", tmp_path / "work")
+    try:
+        return spec, run_tests(sandbox, spec, files, timeout=120).statuses
+    finally:
+        sandbox.close()
+
+
+@pytest.mark.slow
+def test_packages_declared_for_ci_and_in_an_all_extra_are_installed_for_the_tests(tmp_path, store):
+    repo = repos.optional_packages(tmp_path / "tally")
+    spec, statuses = build_and_run(tmp_path, store, repo, ["tests/test_tally.py"])
+    assert statuses == {"tests/test_tally.py::test_count": "PASSED",
+                        "tests/test_tally.py::test_count_like_toolz": "PASSED",  # toolz: conda file only
+                        "tests/test_tally.py::test_count_text": "PASSED"}  # six: the `all` extra only
+    assert spec.dropped == ["repoforge-no-such-conda-package"]  # what no index has is left out, not the rest
+
+
+@pytest.mark.slow
+def test_a_plugin_whose_marker_the_conftest_uses_is_installed(tmp_path, store):
+    repo = repos.plugin_marker(tmp_path / "marked")
+    _, statuses = build_and_run(tmp_path, store, repo, ["tests/test_marked.py"])
+    assert statuses == {"tests/test_marked.py::test_double": "PASSED"}

@@ -232,7 +232,7 @@ def test_setup_py_with_module_level_names(tmp_path: Path) -> None:
         "all": ["numpy>=1.16"],
     }
     assert md.test_extras == ["test"]
-    assert md.test_requirements == ["pytest", "mock"]
+    assert md.test_requirements == ["pytest", "mock", "numpy>=1.16", "sphinx"]  # `all`, with the docs it includes
     assert md.build_requires == ["setuptools_scm", "pytest-runner"]
     assert md.uses_setuptools_scm is True
     assert md.manifest_files == ["setup.py"]
@@ -509,15 +509,47 @@ def test_environment_yml_with_pip_list(tmp_path: Path) -> None:
     assert len(md.warnings) == 1 and "git+https" in md.warnings[0]
 
 
-def test_several_conda_environments_drop_conflicting_pins(tmp_path: Path) -> None:
+def test_of_several_conda_environments_the_newest_main_one_is_used(tmp_path: Path) -> None:
     make(tmp_path, {
-        "ci/deps/py37.yaml": "dependencies:\n  - numpy=1.16\n  - pytest>=5\n",
+        "ci/deps/py37.yaml": "dependencies:\n  - numpy=1.16\n  - pytest>=5\n  - six\n",
         "ci/deps/py38.yaml": "dependencies:\n  - numpy=1.18\n  - pytest>=5\n",
+        "ci/deps/py39-min.yaml": "dependencies:\n  - numpy=1.10\n  - pytest>=5\n",
+        "ci/deps/docs.yaml": "dependencies:\n  - sphinx\n",
         "ci/azure.yml": "jobs:\n  - job: x\n",
     })
     md = read_metadata(tmp_path)
-    assert md.test_requirements == ["numpy", "pytest>=5"]
-    assert md.manifest_files == ["ci/deps/py37.yaml", "ci/deps/py38.yaml"]
+    assert md.test_requirements == ["numpy==1.18.*", "pytest>=5"]
+    assert md.manifest_files == ["ci/deps/py38.yaml"]
+    # The project declares Python 3.7 at most: the build will likely choose it, so its environment.
+    make(tmp_path, {".travis.yml": "python: [3.6, 3.7]\n"})
+    assert read_metadata(tmp_path).test_requirements == ["numpy==1.16.*", "pytest>=5", "six"]
+
+
+def test_conda_environment_under_ci_requirements(tmp_path: Path) -> None:
+    make(tmp_path, {
+        "ci/requirements/environment.yml": """
+            name: tests
+            channels: [conda-forge]
+            dependencies:
+              - dask
+              - numpy >= 1.16.0   # spaced the conda way
+              - pandas >=1.0, <2
+              - iris
+              - pip
+              - pip:
+                - numbagg
+        """,
+        "ci/requirements/py38-all-but-dask.yml": "dependencies:\n  - python=3.8\n  - numpy\n  - pandas\n",
+        "ci/requirements/py37-min-all-deps.yml": "dependencies:\n  - python=3.7\n  - numpy=1.15\n",
+        "ci/requirements/environment-windows.yml": "dependencies:\n  - numpy\n  - pywin32\n  - a\n  - b\n  - c\n",
+        "ci/requirements/doc.yml": "dependencies:\n  - sphinx\n",
+        ".github/workflows/ci.yml": "jobs:\n  test:\n    steps:\n      - run: pytest\n",
+    })
+    md = read_metadata(tmp_path)
+    # the main environment, unpinned (so for the newest Python), is preferred to one for Python 3.8
+    assert md.test_requirements == ["dask", "numpy>=1.16.0", "pandas>=1.0,<2", "scitools-iris", "numbagg"]
+    assert md.manifest_files == ["ci/requirements/environment.yml"]
+    assert md.warnings == []
 
 
 @pytest.mark.parametrize("spec, expected", [
@@ -528,9 +560,159 @@ def test_several_conda_environments_drop_conflicting_pins(tmp_path: Path) -> Non
     ("pip", None),
     ("libxml2", "libxml2"),
     ("numpy>=1.1,<2", "numpy>=1.1,<2"),
+    ("numpy >= 1.16.0", "numpy>=1.16.0"),
+    ("numpy >=1.16, <2", "numpy>=1.16,<2"),
+    ("numpy==1.18.1=py38_0", "numpy==1.18.1"),
+    ("numpy 1.18.1 py38_0", "numpy==1.18.1.*"),
+    ("numpy[version='>=1.16']", "numpy>=1.16"),
+    ("numpy 1.18|1.19", "numpy"),
+    ("hdf5", None),
 ])
 def test_conda_to_pep508(spec: str, expected: str | None) -> None:
     assert conda_to_pep508(spec) == expected
+
+
+def test_an_all_extra_gathers_optional_packages_for_the_tests(tmp_path: Path) -> None:
+    make(tmp_path, {"pyproject.toml": """
+        [project]
+        name = "gather"
+        [project.optional-dependencies]
+        test = ["pytest"]
+        io = ["h5py", "netcdf4"]
+        viz = ["matplotlib"]
+        docs = ["sphinx"]
+        all = ["gather[io,viz]", "toolz"]
+    """})
+    md = read_metadata(tmp_path)
+    assert md.test_extras == ["test"]
+    # test requirements, not extras to install: one that cannot be installed is left out alone
+    assert md.test_requirements == ["toolz", "h5py", "netcdf4", "matplotlib"]
+
+
+def test_a_complete_extra_made_of_other_extras_in_setup_cfg(tmp_path: Path) -> None:
+    make(tmp_path, {"setup.cfg": """
+        [metadata]
+        name = gather
+        [options.extras_require]
+        io =
+            h5py
+        viz = matplotlib
+        complete =
+            %(io)s
+            %(viz)s
+    """})
+    md = read_metadata(tmp_path)
+    assert md.extras == {"io": ["h5py"], "viz": ["matplotlib"], "complete": ["h5py", "matplotlib"]}
+    assert md.test_requirements == ["h5py", "matplotlib"]
+    assert md.warnings == []
+
+
+def test_an_all_extra_computed_beyond_static_reading_stands_for_every_extra(tmp_path: Path) -> None:
+    make(tmp_path, {"setup.py": """
+        from setuptools import setup
+        EXTRAS = {"optional": ["numba"], "doc": ["ipython"], "test": ["pytest"]}
+        EXTRAS["all"] = sorted(set(sum(EXTRAS.values(), [])))
+        setup(name="computed", extras_require=EXTRAS)
+    """})
+    md = read_metadata(tmp_path)
+    assert md.test_extras == ["test"]
+    assert md.test_requirements == ["numba", "ipython", "pytest"]  # `optional` by its name, then `all`
+    assert md.warnings == ["setup.py: could not statically resolve extras_require['all']"]
+
+
+def test_what_ci_test_jobs_install(tmp_path: Path) -> None:
+    make(tmp_path, {
+        "pyproject.toml": """
+            [project]
+            name = "plotter"
+            [project.optional-dependencies]
+            test = ["pytest"]
+            plot = ["matplotlib"]
+        """,
+        "ci/utils.txt": "pytest-mock\n",
+        ".github/workflows/tests.yml": """
+            on: [push]
+            jobs:
+              tests:
+                strategy:
+                  matrix:
+                    python-version: ["3.9", "3.10"]
+                steps:
+                  - uses: actions/checkout@v4
+                  - run: |
+                      python -m pip install --upgrade pip wheel
+                      if [[ ${{ matrix.python-version }} == '3.10' ]]; then EXTRAS=',plot'; fi
+                      pip install -e .[test$EXTRAS] \\
+                          -r ci/utils.txt "numpy>=1.20"
+                      if [ "$RUNNER_OS" = Linux ]; then
+                        pip install shell-guarded
+                      fi
+                  - if: matrix.python-version == '3.10'
+                    run: pip install step-guarded
+                  - run: make ${{ matrix.target }}  # a test job by its name
+              gpu:
+                steps:
+                  - run: python -m pip install .[test,plot] cupy numpy>=1.20 -r ci/utils.txt
+                  - run: python -m pytest tests/gpu
+              tox:
+                steps:
+                  - run: pip install tox
+                  - run: tox -e py
+              lint:
+                steps:
+                  - run: pip install flake8 mypy
+                  - run: flake8 .
+        """,
+    })
+    md = read_metadata(tmp_path)
+    # Of the three jobs that run tests, two install these; cupy is one job's (the gpu one's) alone.
+    assert md.test_requirements == ["pytest-mock", "numpy>=1.20", "matplotlib"]
+    assert md.test_extras == ["test"]
+    assert md.ci_pythons == ["3.9", "3.10"]
+    assert md.manifest_files == [".github/workflows/tests.yml", "ci/utils.txt", "pyproject.toml"]
+
+
+def test_requirement_files_under_ci_folders(tmp_path: Path) -> None:
+    make(tmp_path, {
+        "ci/requirements/py311.txt": "toolz\n",
+        "ci/requirements-docs.txt": "sphinx\n",
+        "ci/requirements-min.txt": "numpy==1.10\n",
+        ".github/test-deps.txt": "attrs\n",
+        ".github/spelling_words.txt": "numpy\n",
+    })
+    md = read_metadata(tmp_path)
+    assert md.test_requirements == ["attrs", "toolz"]
+    assert md.manifest_files == [".github/test-deps.txt", "ci/requirements/py311.txt"]
+
+
+def test_plugins_the_tests_need(tmp_path: Path) -> None:
+    make(tmp_path, {
+        "requirements-test.txt": "pytest-cov\npytest-mypy\npytest-timeout\npytest-black\npytest-xdist\npytest-mock\n",
+        "pytest.ini": """
+            [pytest]
+            addopts = -p xdist
+            required_plugins = pytest-black>=0.3
+            filterwarnings = error
+        """,
+        "tests/conftest.py": """
+            import pytest
+            def pytest_collection_modifyitems(items):
+                for item in items:
+                    item.add_marker(pytest.mark.no_cover)
+        """,
+        "tests/test_x.py": """
+            import pytest
+            @pytest.mark.timeout(5)
+            def test_x(
+                mocker, tmp_path
+            ):
+                pass
+        """,
+    })
+    md = read_metadata(tmp_path)
+    assert md.needed_plugins == ["pytest-cov", "pytest-timeout", "pytest-black", "pytest-xdist", "pytest-mock"]
+    assert md.test_requirements[-1] == "pytest-black>=0.3"  # a required plugin is installed
+    assert md.pytest_plugins == ["xdist"]
 
 
 def test_setuptools_scm_detection_variants(tmp_path: Path) -> None:
@@ -586,6 +768,8 @@ def test_ci_pythons(tmp_path: Path) -> None:
 
 def test_ci_python_versions_scalar() -> None:
     assert ci_python_versions("steps:\n  - with:\n      python-version: '3.9'\n") == {"3.9"}
+    assert ci_python_versions("python: [3.10, 3.9]\n") == {"3.10", "3.9"}  # YAML numbers kept as written
+    assert ci_python_versions("python: [3.10\n") == set()
 
 
 def test_odd_files_never_raise(tmp_path: Path) -> None:
@@ -595,6 +779,9 @@ def test_odd_files_never_raise(tmp_path: Path) -> None:
         "Pipfile": "[packages\n",
         "noxfile.py": "def (:\n",
         "environment.yml": "dependencies: [numpy]\n",
+        "ci/environment.yml": "dependencies:\n  - numpy\n bad: : :\n",
+        ".github/workflows/ci.yml": "jobs: [\n",
+        ".travis.yml": "- just\n- a list\n",
         "requirements.txt": "\x00\xff binary junk ===\n",
         "setup.py": "setup(**{1: 2}, install_requires=42, extras_require=['x'])\n",
     })
@@ -602,6 +789,7 @@ def test_odd_files_never_raise(tmp_path: Path) -> None:
     md = read_metadata(tmp_path)
     assert isinstance(md, ProjectMetadata)
     assert md.warnings
+    assert sum("invalid YAML" in w for w in md.warnings) == 2
     assert md.dependencies == []
 
 

@@ -31,7 +31,7 @@ from repoforge.sandbox.base import TESTBED, Backend, BuildBox, save_generated
 from repoforge.schema import BuildAttempt, EnvSpec, InstallStep
 from repoforge.testrun.command import test_command
 
-RECIPE_VERSION = "8"  # bump when the way environments are built changes
+RECIPE_VERSION = "9"  # bump when the way environments are built changes
 INSTALL_TIMEOUT = 900
 MAX_REPAIRS = 8
 
@@ -39,11 +39,13 @@ MAX_REPAIRS = 8
 TOOLING = {"pytest", "pluggy", "py", "setuptools", "wheel", "attrs", "more-itertools", "atomicwrites",
            "iniconfig", "packaging", "tomli", "exceptiongroup", "importlib-metadata", "zipp", "six",
            "setuptools-scm", "pyparsing", "colorama"}
-# Tools for coverage, linting, docs and release add failure modes and no test outcome.
+# Tools for coverage, linting, docs, release and CI reports add failure modes and no test outcome,
+# unless the tests use a marker or fixture of one (ProjectMetadata.needed_plugins).
 NOT_FOR_TESTS = re.compile(
     r"^(pytest-cov|coverage|codecov|coveralls|python-coveralls|pytest-codecov|tox|nox|pre-commit|"
     r"black|flake8.*|pylint|mypy|isort|ruff|sphinx.*|twine|check-manifest|bump2?version|"
-    r"pytest-flake8|pytest-mypy|pytest-black|pytest-isort|pytest-pylint|pytest-pep8|pep8|pyflakes)$"
+    r"pytest-flake8|pytest-mypy|pytest-black|pytest-isort|pytest-pylint|pytest-pep8|pep8|pyflakes|"
+    r"pytest-azurepipelines|pytest-github-actions-annotate-failures)$"
 )
 
 
@@ -84,6 +86,12 @@ def _names(requirements: list[str]) -> list[Requirement]:
     return parsed
 
 
+def for_tests(meta: ProjectMetadata, name: str) -> bool:
+    """Whether the declared test requirement or pytest plugin name is installed for the tests."""
+    name = canonicalize_name(name)
+    return not NOT_FOR_TESTS.match(name) or name in meta.needed_plugins
+
+
 def requirements_for_tests(meta: ProjectMetadata, interpreter_newer: bool = False) -> list[str]:
     """What the tests need beyond the project: declared test requirements, then the runner.
 
@@ -93,7 +101,7 @@ def requirements_for_tests(meta: ProjectMetadata, interpreter_newer: bool = Fals
     older one and are dropped: the tooling floors choose. Exact pins of one package that disagree
     (two requirement files) keep the highest.
     """
-    kept = [r for r in _names(meta.test_requirements) if not NOT_FOR_TESTS.match(canonicalize_name(r.name))]
+    kept = [r for r in _names(meta.test_requirements) if for_tests(meta, r.name)]
     if interpreter_newer:
         for req in kept:
             if canonicalize_name(req.name) in TOOLING:
@@ -126,6 +134,8 @@ def fingerprint(python: str, cutoff: str, root: Path, meta: ProjectMetadata) -> 
         digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
     # The editable install's path entry depends on the layout, not on the code.
     digest.update(b"src" if (root / "src").is_dir() else b"flat")
+    # Plugins kept because the test files need them: the manifests need not change when they start to.
+    digest.update(" ".join(p for p in meta.needed_plugins if NOT_FOR_TESTS.match(p)).encode())
     return digest.hexdigest()[:20]
 
 
@@ -146,12 +156,17 @@ class Installer:
     def run(self, command: str, timeout: float = 120):
         return self.box.sandbox.exec(command, timeout=timeout, network=True)
 
-    def uv_install(self, name: str, args: list[str], dated: bool = True) -> None:
-        for _ in range(MAX_REPAIRS):
+    def uv_install(self, name: str, args: list[str], dated: bool = True, tests: list[str] = ()) -> None:
+        """Install args and the test requirements tests; a failure moves cutoffs (at most MAX_REPAIRS
+        times) or leaves out the droppable test requirement it names (any number of them: projects
+        declare many optional ones), never an arg of the project's own (`numpy>=1.15` stays when the
+        tests' `numpy==1.16.*` goes)."""
+        repairs = 0
+        while True:
             # Compiled as pip compiles: a dependency's compile-time warnings (an invalid escape) must not
             # reach tests that turn warnings into errors, and sandboxes never write bytecode.
             argv = [self.box.uv, "pip", "install", "--compile-bytecode", "--python", f"{self.box.venv}/bin/python",
-                    *args]
+                    *args, *tests]
             if dated:
                 argv[3:3] = self._cutoff_args()
             if self.spec.install_env:
@@ -163,14 +178,15 @@ class Installer:
                 return
             if result.timed_out:
                 raise InstallError(_tail(result.output))
-            if dated and self._repair(result.output):
+            if dated and repairs < MAX_REPAIRS and self._repair(result.output):
+                repairs += 1
                 continue
-            culprit = self._culprit(result.output, args)
+            culprit = self._culprit(result.output, tests)
             if culprit is None:
-                raise InstallError(_tail(result.output))
+                raise InstallError(("too many repairs; last error:\n" if repairs == MAX_REPAIRS else "")
+                                   + _tail(result.output))
             self.spec.dropped.append(culprit)
-            args = [a for a in args if _requirement_name(a) != culprit]
-        raise InstallError("too many repairs; last error:\n" + _tail(self.log[-1]))
+            tests = [t for t in tests if _requirement_name(t) != culprit]
 
     def _cutoff_args(self) -> list[str]:
         args = ["--exclude-newer", self.spec.exclude_newer]
@@ -205,10 +221,10 @@ class Installer:
                 return True
         return False
 
-    def _culprit(self, output: str, args: list[str]) -> str | None:
-        """A droppable test requirement among args that the failure names (failed, or brought what failed)."""
+    def _culprit(self, output: str, tests: list[str]) -> str | None:
+        """A droppable test requirement among tests that the failure names (failed, or brought what failed)."""
         named = re.findall(r"(?:Failed to (?:build|download and build)|included because|you require) `?([\w.\-]+)", output)
-        present = {_requirement_name(a) for a in args}
+        present = {_requirement_name(t) for t in tests}
         return next((n for n in map(canonicalize_name, named) if n in self.droppable and n in present), None)
 
 
@@ -285,7 +301,7 @@ def _target(extras: list[str]) -> str:
 
 def strategy_editable(inst: Installer, meta: ProjectMetadata) -> None:
     """The literal recipe: the project editable with its test extras, everything date-limited."""
-    inst.uv_install("project and tests", ["-e", _target(meta.test_extras), *_tests(inst, meta)])
+    inst.uv_install("project and tests", ["-e", _target(meta.test_extras)], tests=_tests(inst, meta))
 
 
 COMPAT_EDITABLE = ["--no-deps", "-e", TESTBED, "--config-settings", "editable_mode=compat"]
@@ -305,13 +321,13 @@ def strategy_compat(inst: Installer, meta: ProjectMetadata) -> None:
         inst.uv_install("project (compat editable, current backend)", ["--no-build-isolation", *COMPAT_EDITABLE],
                         dated=False)
     requires = declared_requirements(inst, meta.test_extras)
-    inst.uv_install("dependencies and tests", [*requires, *_tests(inst, meta)])
+    inst.uv_install("dependencies and tests", requires, tests=_tests(inst, meta))
 
 
 def strategy_path(inst: Installer, meta: ProjectMetadata) -> None:
     """No install of the project: its declared dependencies, and the checkout on sys.path."""
     extras = [r for e in meta.test_extras for r in meta.extras.get(e, [])]
-    inst.uv_install("dependencies and tests", [*meta.dependencies, *extras, *_tests(inst, meta)])
+    inst.uv_install("dependencies and tests", [*meta.dependencies, *extras], tests=_tests(inst, meta))
     # An import line, so that the checkout comes first: ahead of any installed copy of the project
     # (a test runner testing itself, or a dependency that depends back on it).
     write_pth = (f"site=$({inst.box.venv}/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')"
@@ -384,7 +400,7 @@ def ensure_env(spec: EnvSpec, meta: ProjectMetadata, worktree: Path, store: Path
 
 def _build(spec: EnvSpec, meta: ProjectMetadata, box: BuildBox, env_dir: Path) -> EnvSpec:
     attempts: list[BuildAttempt] = []
-    droppable = _droppable(meta)
+    droppable = frozenset(canonicalize_name(r.name) for r in _names(meta.test_requirements))
     for name, strategy in STRATEGIES:
         start = time.monotonic()
         trial = spec.model_copy(deep=True)
@@ -395,7 +411,7 @@ def _build(spec: EnvSpec, meta: ProjectMetadata, box: BuildBox, env_dir: Path) -
                 version = _install(installer, strategy, meta)
             except PluginDated:  # once more, with the plugin as old as the runner
                 version = _install(installer, strategy, meta)
-            plugins = [p for p in meta.pytest_plugins if not NOT_FOR_TESTS.match(canonicalize_name(p))]
+            plugins = [p for p in meta.pytest_plugins if for_tests(meta, _plugin_distribution(p))]
             trial.test_command = test_command(trial.test_runner, version, plugins)
         except (InstallError, PluginDated) as exc:
             attempts.append(BuildAttempt(strategy=name, ok=False, seconds=time.monotonic() - start, error=str(exc)))
@@ -414,11 +430,11 @@ def _build(spec: EnvSpec, meta: ProjectMetadata, box: BuildBox, env_dir: Path) -
     raise BuildFailed(reason, attempts)
 
 
-def _droppable(meta: ProjectMetadata) -> frozenset[str]:
-    """Test requirements that may be left out when they cannot be installed; never what the project itself needs
-    (CI environment files list the runtime dependencies among the test tools)."""
-    runtime = {canonicalize_name(r.name) for r in _names(meta.dependencies)}
-    return frozenset(canonicalize_name(r.name) for r in _names(meta.test_requirements)) - runtime
+def _plugin_distribution(plugin: str) -> str:
+    """The distribution a `-p` plugin name comes from, by the convention of plugin names
+    (`pytest_cov` and `xdist` from pytest-cov and pytest-xdist)."""
+    name = canonicalize_name(plugin)
+    return name if name.startswith("pytest-") else f"pytest-{name}"
 
 
 class PluginDated(Exception):

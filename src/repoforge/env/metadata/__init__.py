@@ -1,9 +1,9 @@
 """Static reading of a source tree's packaging metadata.
 
 Nothing here executes project code: ``setup.py`` and ``noxfile.py`` are parsed with :mod:`ast`,
-INI files with :mod:`configparser`, TOML with :mod:`tomllib`, and YAML with a few line-based
-rules. Every source is optional; a malformed or odd file is skipped with a message in
-``ProjectMetadata.warnings`` and never raises.
+INI files with :mod:`configparser`, TOML with :mod:`tomllib`, YAML with PyYAML's safe loader,
+shell commands in CI files with :mod:`shlex`. Every source is optional; a malformed or odd file is
+skipped with a message in ``ProjectMetadata.warnings`` and never raises.
 
 One module per source family reads into a shared :class:`~.model.Reader`; :mod:`.finish` turns
 what was gathered into a :class:`ProjectMetadata`.
@@ -21,6 +21,7 @@ from .nox import read_noxfile
 from .pipfile import read_pipfile
 from .poetry import poetry_constraint
 from .pyproject import read_pyproject
+from .pytest_use import read_pytest_use
 from .requirements import read_requirement_files
 from .setup_cfg import read_setup_cfg
 from .setup_py import read_setup_py
@@ -39,8 +40,9 @@ _STEPS = [
     ("tox_ini", read_tox_ini),
     ("noxfile", read_noxfile),
     ("pipfile", read_pipfile),
+    ("ci", read_ci),  # before the conda environments: their choice follows the Pythons CI tests
     ("environment_files", read_environment_files),
-    ("ci", read_ci),
+    ("pytest_use", read_pytest_use),
 ]
 
 

@@ -1,18 +1,19 @@
-"""conda environment files (environment.yml, ci/*.yml, ...): conda and pip dependencies as
-test requirements. YAML is read with a few line-based rules."""
+"""conda environment files (environment*.yml at the root, any *.yml under CI folders): the conda
+and pip dependencies of the main one as test requirements."""
 
 from __future__ import annotations
 
 import posixpath
 import re
+from dataclasses import dataclass
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
 
-from .model import Raw, Reader
-from .requirements import COMMENT, req_lines
+from .finish import classifier_pythons
+from .model import YAML_FILE, Raw, Reader
+from .requirements import MIN_VERSION_TOKENS, path_tokens, req_lines
 
-ENV_YAML_DIRS = ["", "ci", ".ci", "ci/deps", "requirements"]
+ENV_FOLDERS = ["ci", ".ci", ".github", "requirements", "conda"]
 # conda package names that differ from the package index
 CONDA_NAME_MAP = {
     "pytables": "tables",
@@ -26,16 +27,32 @@ CONDA_NAME_MAP = {
     "pyqt": "PyQt5",
     "tensorflow-base": "tensorflow",
     "ruamel_yaml": "ruamel.yaml",
+    "iris": "scitools-iris",  # the index's `iris` is another project
 }
 # conda packages that are never Python distributions on the index
 CONDA_DROP = {"python", "pip", "python_abi", "setuptools-conda", "c-compiler", "cxx-compiler",
               "fortran-compiler", "compilers", "libgcc", "libgcc-ng", "libstdcxx-ng", "gcc", "gxx",
-              "nodejs", "openjdk", "blas", "libblas", "liblapack", "r-base"}
+              "nodejs", "openjdk", "blas", "libblas", "liblapack", "r-base", "hdf5", "libnetcdf", "geos", "proj",
+              "openjpeg", "jpeg", "zlib"}
+# Words of a file's path saying it is not the main test environment: the oldest supported versions,
+# documentation, another platform, unreleased upstream versions, linting.
+ASIDE_TOKENS = MIN_VERSION_TOKENS | {
+    "doc", "docs", "documentation", "rtd", "readthedocs", "windows", "win", "macos", "osx", "mac", "darwin",
+    "upstream", "nightly", "lint", "linting", "typing", "mypy", "benchmark", "benchmarks", "asv", "binder"}
+_OPERATOR = re.compile(r"\s*(==|>=|<=|!=|~=|>|<|=)\s*")
+_PYTHON_SPEC = re.compile(r"^python\s*(?:[=<>!~]=?\s*|\s+)(\d)\.(\d{1,2})")
+_PYTHON_IN_PATH = re.compile(r"py(?:thon)?[-_]?(\d)\.?(\d{1,2})(?!\d)")
+
+
+def is_environment(doc: object) -> bool:
+    """Whether a YAML document is a conda environment (it lists `dependencies`)."""
+    return isinstance(doc, dict) and isinstance(doc.get("dependencies"), list)
 
 
 def conda_to_pep508(item: str) -> str | None:
-    """A conda match spec (`numpy=1.18`, `conda-forge::scipy >=1.4`) as a requirement, or None."""
-    item = re.sub(r"^[\w.-]+::", "", item.strip())
+    """A conda match spec (`numpy=1.18`, `numpy >= 1.16`, `conda-forge::scipy >=1.4`,
+    `numpy 1.18.* py38_0`, `numpy[version='>=1.16']`) as a requirement, or None."""
+    item = re.sub(r"^[\w./-]+::", "", item.strip())
     m = re.match(r"^([A-Za-z0-9_][A-Za-z0-9_.\-]*)\s*(.*)$", item)
     if not m:
         return None
@@ -43,14 +60,29 @@ def conda_to_pep508(item: str) -> str | None:
     if name.lower() in CONDA_DROP:
         return None
     name = CONDA_NAME_MAP.get(name.lower(), name)
-    if "|" in rest:
-        return name
-    if rest.startswith("=") and not rest.startswith("=="):
-        return name + _conda_prefix(rest[1:].split("=")[0])
-    if re.match(r"^(>=|<=|==|!=|~=|>|<)", rest):
-        spec = rest.split(" ")[0] if re.match(r"^==[^=]*=", rest) is None else rest.rsplit("=", 1)[0]
-        return name + spec.replace(" ", "")
-    return name + (_conda_prefix(rest.split()[0]) if rest else "")
+    bracket = re.search(r"version\s*=\s*['\"]([^'\"]+)['\"]", rest) if rest.startswith("[") else None
+    version = bracket.group(1) if bracket else rest
+    # Operators and commas may stand apart from their versions; what follows a space is a build string.
+    version = re.sub(r"\s*,\s*", ",", _OPERATOR.sub(r"\1", version)).split(" ")[0]
+    spec = _conda_specifier(version)
+    try:
+        Requirement(name + spec)
+    except InvalidRequirement:
+        return name  # a conda version PEP 440 cannot express still names the package
+    return name + spec
+
+
+def _conda_specifier(version: str) -> str:
+    """A conda version constraint as a PEP 440 specifier ("" for any)."""
+    if not version or "|" in version:
+        return ""
+    if version.startswith("=="):
+        return "==" + version[2:].split("=")[0]
+    if version.startswith("="):
+        return _conda_prefix(version[1:].split("=")[0])
+    if re.match(r"^(>=|<=|!=|~=|>|<)", version):
+        return version
+    return _conda_prefix(version.split("=")[0])
 
 
 def _conda_prefix(version: str) -> str:
@@ -65,89 +97,64 @@ def _conda_prefix(version: str) -> str:
     return f"=={version}.*"
 
 
-def _parse_env_yaml(r: Reader, rel: str, text: str) -> list[Raw] | None:
-    """Requirements of a conda environment file, or None when it has no `dependencies:`."""
-    out: list[Raw] = []
-    in_deps = found = False
-    pip_indent: int | None = None
-    for raw in text.splitlines():
-        line = COMMENT.sub("", raw.rstrip())
-        if not line.strip():
-            continue
-        indent = len(line) - len(line.lstrip())
-        s = line.strip()
-        if not in_deps:
-            if indent == 0 and re.match(r"^dependencies\s*:\s*$", s):
-                in_deps = found = True
-            continue
-        if indent == 0 and not s.startswith("-"):
-            in_deps = False
-            continue
-        if not s.startswith("-"):
-            continue
-        item = s[1:].strip().strip("'\"")
-        if pip_indent is not None and indent > pip_indent:  # an item of the `- pip:` list
-            req_lines(r, [item], posixpath.dirname(rel), rel, out, set(), test_context=True)
-            continue
-        pip_indent = None
-        if re.match(r"^pip\s*:\s*$", item):
-            pip_indent = indent
-        elif not item.endswith(":"):
-            converted = conda_to_pep508(item)
-            if converted:
-                out.append((converted, rel))
-    return out if found else None
+@dataclass
+class _Environment:
+    rel: str
+    dependencies: list  # conda match specs, and a {pip: [lines]} mapping
+    python: tuple[int, int] | None  # the Python it pins, from its dependencies or its name
+    aside: bool  # its path says it is not the main test environment
+
+    def rank(self, newest_declared: tuple[int, int] | None) -> tuple:
+        """Higher is preferred: the main environment, for the newest Python the project declares
+        (which the build will likely choose), else the newest (unpinned: the current one), with the
+        most packages."""
+        python = self.python or (99, 0)
+        declared = newest_declared is None or self.python is None or python <= newest_declared
+        size = sum(len(d["pip"]) if isinstance(d, dict) else 1 for d in self.dependencies)
+        return not self.aside, declared, python, size
+
+    def requirements(self, r: Reader) -> list[Raw]:
+        reqs: list[Raw] = []
+        for dep in self.dependencies:
+            if isinstance(dep, dict):
+                req_lines(r, dep["pip"], posixpath.dirname(self.rel), self.rel, reqs, set(), test_context=True)
+            elif req := conda_to_pep508(dep):
+                reqs.append((req, self.rel))
+        return reqs
 
 
-def _environment_files(r: Reader) -> list[str]:
-    files: list[str] = []
-    for folder in ENV_YAML_DIRS:
-        base = r.root / folder if folder else r.root
-        try:
-            if not base.is_dir():
-                continue
-            for path in sorted(base.iterdir()):
-                if not path.is_file() or path.suffix not in (".yml", ".yaml"):
-                    continue
-                if folder == "" and path.stem != "environment":
-                    continue
-                files.append(f"{folder}/{path.name}" if folder else path.name)
-        except OSError:
-            continue
-    return files
+def _environment(r: Reader, rel: str) -> _Environment | None:
+    """The conda environment file rel, or None when it is no such file (no `dependencies` list)."""
+    doc = r.load_yaml(rel, record=False)
+    if not is_environment(doc):
+        return None
+    deps = [d.strip() if isinstance(d, str) else {"pip": [x for x in d["pip"] if isinstance(x, str)]}
+            for d in doc["dependencies"] if isinstance(d, str) or _is_pip_list(d)]
+    python = next((m for m in (_PYTHON_SPEC.match(d) for d in deps if isinstance(d, str)) if m), None)
+    python = python or _PYTHON_IN_PATH.search(posixpath.basename(rel).lower())
+    return _Environment(rel, deps, (int(python.group(1)), int(python.group(2))) if python else None,
+                        aside=bool(path_tokens(rel) & ASIDE_TOKENS))
+
+
+def _is_pip_list(dep: object) -> bool:
+    return isinstance(dep, dict) and isinstance(dep.get("pip"), list)
+
+
+def _candidates(r: Reader) -> list[str]:
+    root = [p.name for p in sorted(r.root.glob("environment*.y*ml")) if YAML_FILE.search(p.name)]
+    return root + [rel for folder in ENV_FOLDERS for rel in r.files_under(folder, YAML_FILE)]
 
 
 def read_environment_files(r: Reader) -> None:
-    per_file: list[list[Raw]] = []
-    for rel in _environment_files(r):
-        text = r.read(rel, record=False)
-        reqs = None if text is None else _parse_env_yaml(r, rel, text)
-        if reqs is not None:
-            r.read(rel)  # record it
-            per_file.append(reqs)
-    if len(per_file) > 1:
-        r.tests += _agreed_pins(per_file)
-    elif per_file:
-        r.tests += per_file[0]
+    """The preferred conda environment's packages as test requirements.
 
-
-def _agreed_pins(per_file: list[list[Raw]]) -> list[Raw]:
-    """Several environments (often one per Python version) pin the same package differently:
-    keep a package's pin only when every file agrees on it."""
-    by_name: dict[str, set[str]] = {}
-    for reqs in per_file:
-        for text, _ in reqs:
-            try:
-                by_name.setdefault(canonicalize_name(Requirement(text).name), set()).add(text)
-            except InvalidRequirement:
-                pass
-    out: list[Raw] = []
-    for reqs in per_file:
-        for text, src in reqs:
-            try:
-                name = Requirement(text).name
-            except InvalidRequirement:
-                out.append((text, src))
-                continue
-            out.append((text if len(by_name[canonicalize_name(name)]) == 1 else name, src))
-    return out
+    Projects keep one environment per Python version or purpose; their union would pin one package
+    several ways, so one environment is chosen (the main, newest and fullest) and used whole.
+    """
+    found = [env for env in (_environment(r, rel) for rel in _candidates(r)) if env is not None]
+    declared = classifier_pythons(r.classifiers) | r.tox_pythons | r.ci_pythons
+    newest = max((tuple(map(int, v.split("."))) for v in declared), default=None)
+    if found:
+        chosen = max(found, key=lambda env: env.rank(newest))
+        r.read(chosen.rel)  # record it
+        r.tests += chosen.requirements(r)

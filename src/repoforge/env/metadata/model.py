@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import configparser
+import os
 import posixpath
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import yaml
 from pydantic import BaseModel, Field
 
 Raw = tuple[str, str]  # (requirement text, source file)
@@ -15,6 +19,11 @@ Raw = tuple[str, str]  # (requirement text, source file)
 TEST_EXTRA_NAMES = {"test", "tests", "testing"}
 DEV_EXTRA_NAMES = {"dev", "develop", "development"}
 TEST_GROUP_NAMES = TEST_EXTRA_NAMES | DEV_EXTRA_NAMES
+# Folders holding no project files worth reading: VCS data, virtual environments, build output.
+SKIPPED_DIRS = {".git", ".hg", ".svn", ".tox", ".nox", ".venv", "venv", "node_modules", "__pycache__", ".eggs",
+                "build", "dist", "site-packages", ".mypy_cache", ".pytest_cache"}
+MAX_LISTED_FILES = 20_000  # a bound on the files one listing looks at, for giant trees
+YAML_FILE = re.compile(r"\.ya?ml$")
 
 
 class ProjectMetadata(BaseModel):
@@ -34,6 +43,9 @@ class ProjectMetadata(BaseModel):
     uses_setuptools_scm: bool = False
     pytest_configured: bool = False
     pytest_plugins: list[str] = Field(default_factory=list)  # `-p NAME` of the addopts pytest would read
+    # declared test requirements that are pytest plugins the tests need (their markers or fixtures are
+    # used, the pytest configuration requires or loads them), canonical names
+    needed_plugins: list[str] = Field(default_factory=list)
     runner_script: str | None = None  # e.g. "runtests.py", relative to the root
     manifest_files: list[str] = Field(default_factory=list)  # files the dependency set was read from
     warnings: list[str] = Field(default_factory=list)
@@ -66,10 +78,12 @@ class Reader:
     pipfile_packages: list[Raw] = field(default_factory=list)
     tox_extras: list[str] = field(default_factory=list)
     self_extras: list[str] = field(default_factory=list)  # extras of the project itself the tests install
+    ci_extras: list[str] = field(default_factory=list)  # extras of the project itself CI test jobs install
     build_backend: str | None = None
     scm: bool = False
     pytest_configured: bool = False
-    pytest_addopts: dict[str, str] = field(default_factory=dict)  # config file -> its pytest addopts
+    pytest_options: dict[str, dict[str, str]] = field(default_factory=dict)  # config file -> its pytest options
+    pytest_names: set[str] = field(default_factory=set)  # markers and fixture names the test files use
 
     def __post_init__(self) -> None:
         self.resolved_root = self.root.resolve()
@@ -133,6 +147,28 @@ class Reader:
             self.warn(f"{rel}: invalid TOML, skipped ({exc})")
             return None
 
+    def load_yaml(self, rel: str, record: bool = True) -> Any:
+        text = self.read(rel, record)
+        if text is None:
+            return None
+        try:
+            return parse_yaml(text)
+        except yaml.YAMLError as exc:
+            self.warn(f"{rel}: invalid YAML, skipped ({str(exc).splitlines()[0]})")
+            return None
+
+    def files_under(self, folder: str, name: re.Pattern) -> list[str]:
+        """Files below folder (any depth, links not followed) whose names match name, sorted."""
+        found: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(self.root / folder):
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
+            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
+            found += [posixpath.join(rel_dir, f) for f in filenames if name.search(f)]
+            if len(found) > MAX_LISTED_FILES:
+                self.warn(f"{folder or '.'}: more than {MAX_LISTED_FILES} files, the rest not read")
+                break
+        return sorted(posixpath.normpath(f) for f in found)
+
     def load_ini(self, rel: str) -> configparser.ConfigParser | None:
         text = self.read(rel)
         if text is None:
@@ -150,3 +186,19 @@ class Reader:
             self.warn(f"{rel}: invalid INI, skipped ({exc.__class__.__name__})")
             return None
         return parser
+
+
+def parse_yaml(text: str) -> Any:
+    """A YAML document as plain data, numbers and dates kept as written (`3.10` stays "3.10")."""
+    return yaml.load(text, Loader=_TextLoader)  # a SafeLoader: builds plain data only
+
+
+class _TextLoader(yaml.SafeLoader):
+    """Safe YAML whose numbers and dates stay text: CI files write Python versions as bare numbers."""
+
+
+_AS_TEXT = {"tag:yaml.org,2002:float", "tag:yaml.org,2002:int", "tag:yaml.org,2002:timestamp"}
+_TextLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _AS_TEXT]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}

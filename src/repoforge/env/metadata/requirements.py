@@ -16,7 +16,13 @@ REQ_FILE_TEST_TOKENS = {"test", "tests", "testing", "dev", "develop", "developme
 REQ_FILE_RUNTIME_TOKENS = {"base", "prod", "production", "runtime", "install", "main", "common", "core"}
 REQ_FILE_OTHER_TOKENS = {"doc", "docs", "documentation", "lint", "linting", "typing", "mypy", "optional", "extra",
                          "extras", "style", "format", "release", "benchmark", "benchmarks", "examples"}
-TEST_FOLDERS = ("tests", "test", "ci", ".ci")
+MIN_VERSION_TOKENS = {"min", "minimum", "minimal", "oldest", "lowest", "pinned"}  # oldest-versions environments
+# In a test folder, a file of optional packages is for the tests; one for docs or linting is not.
+REQ_FILE_NOT_TEST_TOKENS = REQ_FILE_OTHER_TOKENS - {"optional", "extra", "extras"}
+CI_FOLDERS = ("ci", ".ci", ".github")
+TEST_FOLDERS = ("tests", "test", *CI_FOLDERS)
+_TEXT_FILE = re.compile(r"\.txt$")
+_REQ_FILE_PATH = re.compile(r"(req|dep)[^/]*(/.*)?\.txt$", re.I)  # ci/requirements.txt, ci/deps/py38.txt
 
 COMMENT = re.compile(r"(^|\s)#.*$")
 _OPTION_SPLIT = re.compile(r"\s+-{1,2}[A-Za-z]")
@@ -136,18 +142,18 @@ def path_tokens(rel: str) -> set[str]:
 
 
 def _candidates(r: Reader) -> list[str]:
-    found: set[str] = set()
+    """requirements*.txt at the root and in test folders, any .txt under requirements/, and any
+    requirements-like .txt under CI folders."""
+    found = set(r.files_under("requirements", _TEXT_FILE))
+    for folder in CI_FOLDERS:  # CI's oldest-versions environments are no part of the test environment
+        found |= {rel for rel in r.files_under(folder, _TEXT_FILE)
+                  if _REQ_FILE_PATH.search(rel) and not path_tokens(rel) & MIN_VERSION_TOKENS}
     try:
-        for path in r.root.glob("*.txt"):
-            if "requirements" in path.name.lower() and path.is_file():
-                found.add(path.name)
-        for d in ("requirements", "tests", "test", "ci", ".ci"):
+        for d in ("", "tests", "test"):
             folder = r.root / d
-            if not folder.is_dir():
-                continue
-            for path in folder.glob("*.txt"):
-                if path.is_file() and (d == "requirements" or "requirements" in path.name.lower()):
-                    found.add(f"{d}/{path.name}")
+            if folder.is_dir():
+                found |= {posixpath.join(d, p.name) for p in folder.glob("*.txt")
+                          if "requirements" in p.name.lower() and p.is_file()}
     except OSError as exc:
         r.warn(f"cannot list requirement files ({exc.__class__.__name__})")
     return sorted(found)
@@ -174,7 +180,11 @@ def read_requirement_files(r: Reader) -> None:
             continue
         tokens = path_tokens(rel)
         folder = rel.split("/", 1)[0] if "/" in rel else ""
-        if folder in TEST_FOLDERS or tokens & REQ_FILE_TEST_TOKENS or _lists_test_runner(text):
+        if folder in TEST_FOLDERS:
+            named_for_tests = not tokens & REQ_FILE_NOT_TEST_TOKENS
+        else:
+            named_for_tests = bool(tokens & REQ_FILE_TEST_TOKENS)
+        if named_for_tests or _lists_test_runner(text):
             r.tests += parse_req_file(r, rel, test_context=True)
         elif rel in ("requirements.txt", "requirements/requirements.txt") or tokens & REQ_FILE_RUNTIME_TOKENS or \
                 (folder == "requirements" and any(t.startswith("prod") for t in tokens)):

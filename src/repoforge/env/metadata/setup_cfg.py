@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import configparser
+
 from packaging.requirements import InvalidRequirement, Requirement
 
 from .model import Reader
@@ -47,6 +49,19 @@ def _one_line_requirements(value: str) -> list[str]:
     return [value]
 
 
+def _interpolated(r: Reader, cfg: configparser.ConfigParser, section: str, option: str, value: str) -> str:
+    """value with its `%(other)s` references to the section's options filled in, as setuptools reads it
+    (`all = %(io)s %(viz)s`)."""
+    if "%(" not in value:
+        return value
+    try:
+        return configparser.BasicInterpolation().before_get(cfg, section, option, value,
+                                                            dict(cfg.items(section, raw=True)))
+    except configparser.Error as exc:
+        r.warn(f"{SRC}: [{section}] {option}: cannot fill in references ({exc.__class__.__name__})")
+        return value
+
+
 def read_setup_cfg(r: Reader) -> None:
     cfg = r.load_ini(SRC)
     if cfg is None:
@@ -69,11 +84,12 @@ def read_setup_cfg(r: Reader) -> None:
     if cfg.has_section("options.extras_require"):
         for extra, value in cfg["options.extras_require"].items():
             name, _, marker = extra.partition(":")
+            value = _interpolated(r, cfg, "options.extras_require", extra, value)
             items = _cfg_list(r, value, f"extras_require {extra}", True)
             r.extras.setdefault(name.strip(), []).extend((add_marker(x, marker), SRC) for x in items)
     if cfg.has_section("tool:pytest") or cfg.has_section("pytest"):
         r.pytest_configured = True
-    if cfg.has_option("tool:pytest", "addopts"):
-        r.pytest_addopts[SRC] = cfg.get("tool:pytest", "addopts")
+    if cfg.has_section("tool:pytest"):
+        r.pytest_options[SRC] = dict(cfg["tool:pytest"])
     if cfg.has_section("tox:tox"):
         read_tox_config(r, cfg, "tox:tox", SRC)

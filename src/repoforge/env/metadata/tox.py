@@ -92,5 +92,5 @@ def read_tox_ini(r: Reader) -> None:
     cfg = r.load_ini("tox.ini")
     if cfg is not None:
         read_tox_config(r, cfg, "tox", "tox.ini")
-        if cfg.has_option("pytest", "addopts"):
-            r.pytest_addopts["tox.ini"] = cfg.get("pytest", "addopts")
+        if cfg.has_section("pytest"):
+            r.pytest_options["tox.ini"] = dict(cfg["pytest"])
