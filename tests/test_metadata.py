@@ -679,6 +679,7 @@ def test_requirement_files_under_ci_folders(tmp_path: Path) -> None:
         "ci/requirements-min.txt": "numpy==1.10\n",
         ".github/test-deps.txt": "attrs\n",
         ".github/spelling_words.txt": "numpy\n",
+        "requirements/tests-pallets-min.txt": "werkzeug==2.0.0\npytest\n",
     })
     md = read_metadata(tmp_path)
     assert md.test_requirements == ["attrs", "toolz"]

@@ -145,9 +145,8 @@ def _candidates(r: Reader) -> list[str]:
     """requirements*.txt at the root and in test folders, any .txt under requirements/, and any
     requirements-like .txt under CI folders."""
     found = set(r.files_under("requirements", _TEXT_FILE))
-    for folder in CI_FOLDERS:  # CI's oldest-versions environments are no part of the test environment
-        found |= {rel for rel in r.files_under(folder, _TEXT_FILE)
-                  if _REQ_FILE_PATH.search(rel) and not path_tokens(rel) & MIN_VERSION_TOKENS}
+    for folder in CI_FOLDERS:
+        found |= {rel for rel in r.files_under(folder, _TEXT_FILE) if _REQ_FILE_PATH.search(rel)}
     try:
         for d in ("", "tests", "test"):
             folder = r.root / d
@@ -156,7 +155,8 @@ def _candidates(r: Reader) -> list[str]:
                           if "requirements" in p.name.lower() and p.is_file()}
     except OSError as exc:
         r.warn(f"cannot list requirement files ({exc.__class__.__name__})")
-    return sorted(found)
+    # CI's oldest-versions environments (tests-min.txt) are no part of the test environment.
+    return sorted(rel for rel in found if not path_tokens(rel) & MIN_VERSION_TOKENS)
 
 
 def _lists_test_runner(text: str) -> bool:
