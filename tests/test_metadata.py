@@ -385,6 +385,7 @@ def test_tox_ini(tmp_path: Path) -> None:
                 django22: Django>=2.2,<2.3
                 django30: Django>=3.0,<3.1
                 py36,py37: mock
+                py37-min: -r requirements-min.txt
                 {[base]deps}
                 {env:EXTRA_DEP:}
             extras =
@@ -396,6 +397,7 @@ def test_tox_ini(tmp_path: Path) -> None:
             addopts = -x
         """,
         "requirements-test.txt": "coverage\n",
+        "requirements-min.txt": "Django==2.2.0\n",
     })
     md = read_metadata(tmp_path)
     assert md.tox_pythons == ["3.6", "3.7"]

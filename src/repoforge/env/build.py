@@ -34,6 +34,8 @@ from repoforge.testrun.command import test_command
 RECIPE_VERSION = "9"  # bump when the way environments are built changes
 INSTALL_TIMEOUT = 900
 MAX_REPAIRS = 8
+# uv gave up waiting for a cache lock another build (another process or container) held.
+CACHE_LOCKED = re.compile(r"when waiting for lock|is another uv process running")
 
 # Test tooling must work on the chosen interpreter, so it is never older than that interpreter.
 TOOLING = {"pytest", "pluggy", "py", "setuptools", "wheel", "attrs", "more-itertools", "atomicwrites",
@@ -178,6 +180,9 @@ class Installer:
                 return
             if result.timed_out:
                 raise InstallError(_tail(result.output))
+            if CACHE_LOCKED.search(result.output) and repairs < MAX_REPAIRS:
+                repairs += 1  # another build held uv's cache: nothing to repair, the same install again
+                continue
             if dated and repairs < MAX_REPAIRS and self._repair(result.output):
                 repairs += 1
                 continue

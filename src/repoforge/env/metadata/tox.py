@@ -8,7 +8,7 @@ import re
 from itertools import product
 
 from .model import Reader
-from .requirements import COMMENT, join_continuations, req_lines
+from .requirements import COMMENT, MIN_VERSION_TOKENS, join_continuations, req_lines
 
 _TOX_PY_FACTOR = re.compile(r"^py(?:thon)?(\d)\.?(\d{1,2})$")
 _TOX_FACTOR_PREFIX = re.compile(r"^([\w{}.!,\-]+):\s+(.*)$")
@@ -58,10 +58,14 @@ def tox_env_pythons(envlist: str) -> set[str]:
     return versions
 
 
-def _without_factors(line: str) -> str:
-    """line without a leading `py37,py38: ` factor condition."""
+def _without_factors(line: str) -> str | None:
+    """line without a leading `py37,py38: ` factor condition; None when a factor names the oldest-versions
+    variant (`min: -r requirements-min.txt`): that is not the test environment."""
     m = _TOX_FACTOR_PREFIX.match(line)
-    return m.group(2).strip() if m else line
+    if not m:
+        return line
+    factors = set(re.split(r"[^a-z]+", m.group(1).lower()))
+    return None if factors & MIN_VERSION_TOKENS else m.group(2).strip()
 
 
 def read_tox_config(r: Reader, cfg: configparser.ConfigParser, section: str, src: str) -> None:
@@ -78,8 +82,8 @@ def read_tox_config(r: Reader, cfg: configparser.ConfigParser, section: str, src
         line = COMMENT.sub("", raw).strip()
         if not line:
             continue
-        line = _without_factors(line).replace("{toxinidir}/", "").replace("{toxinidir}", ".")
-        if "{" not in line:  # other substitutions ({[testenv]deps}, {env:...}, {posargs}) are skipped
+        line = (_without_factors(line) or "").replace("{toxinidir}/", "").replace("{toxinidir}", ".")
+        if line and "{" not in line:  # other substitutions ({[testenv]deps}, {env:...}, {posargs}) are skipped
             lines.append(line)
     req_lines(r, lines, "", src, r.tests, set(), test_context=True)
     for raw in re.split(r"[,\n]", cfg.get("testenv", "extras", fallback=None) or ""):
