@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import NamedTuple
 
+from repoforge.sandbox import SandboxError
 from repoforge.sandbox.base import ExecResult, PatchError, Sandbox
 from repoforge.schema import Candidate, EnvSpec, Rejection, TaskInstance, TestStatus
 from repoforge.testrun.command import JUNIT_FILE, render
@@ -46,6 +47,8 @@ def run_tests(sandbox: Sandbox, spec: EnvSpec, files: list[str], timeout: float)
 def existing_files(sandbox: Sandbox, paths: list[str]) -> list[str]:
     """The paths that are files in the sandbox's checkout (a patch may have deleted some), in one command."""
     found = sandbox.exec("".join(f"[ -f {shlex.quote(p)} ] && echo {shlex.quote(p)}; " for p in paths) + "true")
+    if found.exit_code != 0:  # the sandbox itself failed: that says nothing about the files
+        raise SandboxError(f"cannot look at the checkout (exit {found.exit_code}): {found.output[-500:]}")
     return [p for p in paths if p in found.output.splitlines()]
 
 
