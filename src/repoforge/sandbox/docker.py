@@ -38,7 +38,7 @@ from repoforge.git.repo import git
 from repoforge.locks import exclusive
 from repoforge.names import docker_tag
 from repoforge.sandbox import SandboxError
-from repoforge.sandbox.base import RESTORE_GENERATED, TESTBED, ExecResult, PatchError
+from repoforge.sandbox.base import RESTORE_GENERATED, TESTBED, ExecResult, apply_inside, diff_inside
 from repoforge.sandbox.interpreters import LINK, SLIMMED, PythonSource, has_source, pack, python_source
 from repoforge.sandbox.process import uv_binary, uv_cache_dir
 
@@ -308,20 +308,21 @@ class DockerSandbox:
             raise FileNotFoundError(path)
         return result.output
 
+    def read_untrusted(self, path: str, limit: int) -> str | None:
+        quoted = shlex.quote(path)
+        result = self._exec_raw(f"if [ -f {quoted} ] && [ ! -L {quoted} ]; then head -c {limit} -- {quoted}; "
+                                "else exit 3; fi", timeout=60)
+        return result.output if result.exit_code == 0 else None
+
     def write_file(self, path: str, content: str) -> None:
         quoted = shlex.quote(path)
         self._exec_raw(f'mkdir -p "$(dirname {quoted})" && cat > {quoted}', timeout=60, input=content.encode())
 
     def apply_patch(self, patch: str) -> None:
-        if not patch.strip():
-            return
-        self.write_file("/tmp/repoforge.patch", patch)
-        result = self._exec_raw("git apply --whitespace=nowarn /tmp/repoforge.patch", timeout=60)
-        if result.exit_code != 0:
-            raise PatchError(result.output.strip())
+        apply_inside(self, patch)
 
     def diff(self) -> str:
-        return self._exec_raw("git add -A && git diff --cached --no-color HEAD", timeout=120).output
+        return diff_inside(self)
 
     def close(self) -> None:
         docker("rm", "-f", self.container, check=False)

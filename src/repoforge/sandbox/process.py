@@ -14,6 +14,7 @@ import functools
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -22,8 +23,8 @@ import warnings
 from pathlib import Path
 
 from repoforge.env.python import available_pythons, inspect_interpreter
-from repoforge.git.repo import GitError, apply_patch, checkout, git
-from repoforge.sandbox.base import RESTORE_GENERATED, TESTBED, ExecResult, PatchError
+from repoforge.git.repo import checkout
+from repoforge.sandbox.base import RESTORE_GENERATED, TESTBED, ExecResult, apply_inside, diff_inside
 
 _OFFLINE_ROUTES = "ip link set lo up 2>/dev/null; ip route add default dev lo 2>/dev/null; "
 _SKIP_ROOT_ENTRIES = {"proc", "dev", "tmp", "testbed", "lost+found"}
@@ -101,9 +102,11 @@ class ProcessSandbox:
     def _argv(self, command: str, network: bool) -> list[str]:
         if not self.bwrap:
             return ["bash", "-c", command]
+        # A private process namespace: nothing a command starts outlives it (a process left behind could
+        # change the checkout while the harness reads it).
         argv = [self.bwrap, *_root_binds(), "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
                 "--bind", str(self.worktree), TESTBED, "--chdir", TESTBED, "--die-with-parent",
-                "--new-session"]
+                "--new-session", "--unshare-pid"]
         for path in self.readonly:
             if not any(path.is_relative_to(w) for w in self.writable):
                 argv += ["--ro-bind", str(path), str(path)]
@@ -135,26 +138,38 @@ class ProcessSandbox:
         return ExecResult(code, text, time.monotonic() - start, timed_out)
 
     def _host_path(self, path: str) -> Path:
+        """Where a sandbox path is on the host, with no symlink on the way: what runs in the checkout may have
+        made any of its folders a link to anywhere on the host."""
         relative = path[len(self.root):].lstrip("/") if path.startswith(self.root) else path
-        return self.worktree / relative
+        root = os.path.realpath(self.worktree)
+        target = os.path.normpath(os.path.join(root, relative))
+        if not target.startswith(root + os.sep) or os.path.realpath(os.path.dirname(target)) != os.path.dirname(target):
+            raise PermissionError(f"{path} leads out of the checkout (through a symlink or ..)")
+        return Path(target)
 
     def read_file(self, path: str) -> str:
-        return self._host_path(path).read_text(errors="replace")
+        with os.fdopen(os.open(self._host_path(path), os.O_RDONLY | os.O_NOFOLLOW), "rb") as file:
+            return file.read().decode(errors="replace")
+
+    def read_untrusted(self, path: str, limit: int) -> str | None:
+        try:  # a FIFO opened without blocking, then refused: only a regular file is read
+            fd = os.open(self._host_path(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as file:
+            return file.read(limit).decode(errors="replace") if stat.S_ISREG(os.fstat(fd).st_mode) else None
 
     def write_file(self, path: str, content: str) -> None:
         target = self._host_path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
+        with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644), "w") as file:
+            file.write(content)
 
     def apply_patch(self, patch: str) -> None:
-        try:
-            apply_patch(self.worktree, patch)
-        except GitError as exc:
-            raise PatchError(str(exc)) from None
+        apply_inside(self, patch)
 
     def diff(self) -> str:
-        git(self.worktree, "add", "-A")
-        return git(self.worktree, "diff", "--cached", "--no-color", "HEAD")
+        return diff_inside(self)
 
     def close(self) -> None:
         shutil.rmtree(self.worktree, ignore_errors=True)
