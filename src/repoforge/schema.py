@@ -70,6 +70,11 @@ class EnvSpec(BaseModel):
     strategy: str = ""
     test_runner: str = "pytest"  # pytest | unittest
     test_command: str = ""
+    # The runner the environment was validated with: pytest's version, and its plugins (pytest11 entry-point
+    # name -> module) installed in the venv, the only ones a test run loads. None: an environment built before
+    # they were recorded, read from its venv at run time.
+    runner_version: str = ""
+    runner_plugins: dict[str, str] | None = None
     parser: str = "junit"  # junit | unittest
     fingerprint: str = ""
     attempts: list[BuildAttempt] = Field(default_factory=list)
@@ -146,6 +151,9 @@ class InstanceReport(BaseModel):
     tests_status: dict[str, TestsStatus] = Field(default_factory=lambda: {
         key: TestsStatus() for key in ("FAIL_TO_PASS", "PASS_TO_PASS", "FAIL_TO_FAIL", "PASS_TO_FAIL")})
     error: str = ""  # an infrastructure failure (environment, sandbox, harness), apart from the model's
+    # Why the run's results cannot be trusted (the patch reaches into the test machinery, or the JUnit file and
+    # the console summary disagree): such an instance is not resolved.
+    tampering: list[str] = Field(default_factory=list)
     # "junit" or a swebench log parser -> the FAIL_TO_PASS and PASS_TO_PASS tests whose status it gave
     decided_by: dict[str, list[str]] = Field(default_factory=dict)
     seconds: dict[str, float] = Field(default_factory=dict)  # phase -> seconds (env, tests, total)

@@ -6,13 +6,14 @@ import shlex
 from typing import NamedTuple
 
 from repoforge.sandbox import SandboxError
-from repoforge.sandbox.base import ExecResult, PatchError, Sandbox
+from repoforge.sandbox.base import ExecResult, PatchError, Sandbox, Step
 from repoforge.schema import Candidate, EnvSpec, Rejection, TaskInstance, TestStatus
-from repoforge.testrun.command import JUNIT_FILE, render
+from repoforge.testrun.command import JUNIT_FILE, hardened, read_runner_facts, render, runner_facts_command
 from repoforge.testrun.parse import junit_failure_texts, parse_junit
 
 PASSING = {TestStatus.PASSED, TestStatus.XFAIL}  # as SWE-bench grades
 FAILING = {TestStatus.FAILED, TestStatus.ERROR}
+MAX_JUNIT = 64_000_000  # bytes of a JUnit file read; the code under test writes it, and may write without end
 
 
 class RunFailed(Exception):
@@ -27,26 +28,49 @@ class SuiteRun(NamedTuple):
     failures: dict[str, str]  # failing test id -> its messages and traceback
 
 
-def run_tests(sandbox: Sandbox, spec: EnvSpec, files: list[str], timeout: float) -> SuiteRun:
-    """One run of the test files."""
+def test_run_command(sandbox: Sandbox, spec: EnvSpec, files: list[str]) -> str:
+    """The command of one run of the test files (spec's runner known: see with_runner)."""
     junit = f"{sandbox.root}/{JUNIT_FILE}"
-    sandbox.exec(f"rm -f {junit}")
-    result = sandbox.exec(render(spec.test_command, files, junit), timeout=timeout)
+    return hardened(render(spec.test_command, files, junit), sandbox.root, spec.runner_version,
+                    spec.runner_plugins or {})
+
+
+def with_runner(spec: EnvSpec, sandbox: Sandbox) -> EnvSpec:
+    """spec, with the runner it was validated with read from the sandbox's venv if the build did not record it."""
+    if spec.runner_plugins is not None:
+        return spec
+    return runner_read(spec, sandbox.exec(runner_facts_command(), timeout=120))
+
+
+def runner_read(spec: EnvSpec, facts: ExecResult | Step) -> EnvSpec:
+    """spec with the runner facts a sandbox command printed (runner_facts_command)."""
+    if facts.exit_code != 0:
+        raise SandboxError(f"cannot read the venv's test runner: {facts.output[-500:]}")
+    version, plugins = read_runner_facts(facts.output)
+    return spec.model_copy(update={"runner_version": version, "runner_plugins": plugins})
+
+
+def run_tests(sandbox: Sandbox, spec: EnvSpec, files: list[str], timeout: float) -> SuiteRun:
+    """One run of the test files; the JUnit file is read only as a regular file, and only so far."""
+    junit = f"{sandbox.root}/{JUNIT_FILE}"
+    result = sandbox.exec(f"rm -f {junit}; {test_run_command(sandbox, spec, files)}", timeout=timeout)
     if result.timed_out:
         raise RunFailed("test run timed out", f"killed after {timeout:.0f} s\n" + result.output[-2000:])
-    try:
-        xml = sandbox.read_file(junit)
-    except OSError:
-        xml = ""
+    xml = sandbox.read_untrusted(junit, MAX_JUNIT) or ""
     statuses = parse_junit(xml, files)
     if not statuses:
         raise RunFailed("tests did not run", result.output[-3000:])
     return SuiteRun(statuses, result, junit_failure_texts(xml, files))
 
 
+def files_test(paths: list[str]) -> str:
+    """A command printing which of `paths` are files in the checkout (a patch may have deleted some)."""
+    return "".join(f"[ -f {shlex.quote(p)} ] && echo {shlex.quote(p)}; " for p in paths) + "true"
+
+
 def existing_files(sandbox: Sandbox, paths: list[str]) -> list[str]:
-    """The paths that are files in the sandbox's checkout (a patch may have deleted some), in one command."""
-    found = sandbox.exec("".join(f"[ -f {shlex.quote(p)} ] && echo {shlex.quote(p)}; " for p in paths) + "true")
+    """The paths that are files in the sandbox's checkout, in one command."""
+    found = sandbox.exec(files_test(paths))
     if found.exit_code != 0:  # the sandbox itself failed: that says nothing about the files
         raise SandboxError(f"cannot look at the checkout (exit {found.exit_code}): {found.output[-500:]}")
     return [p for p in paths if p in found.output.splitlines()]
@@ -77,6 +101,7 @@ def validate(candidate: Candidate, sandbox: Sandbox, spec: EnvSpec, pre_runs: in
     reject = lambda reason, detail="": Rejection(stage="validate", reason=reason, detail=detail,
                                                  instance_id=candidate.instance_id, commit=candidate.commit)
     try:
+        spec = with_runner(spec, sandbox)
         try:
             sandbox.apply_patch(candidate.test_patch)
         except PatchError as exc:

@@ -29,7 +29,7 @@ from repoforge.git.repo import commit_date_of_last_change, release_version
 from repoforge.locks import exclusive
 from repoforge.sandbox.base import TESTBED, Backend, BuildBox, save_generated
 from repoforge.schema import BuildAttempt, EnvSpec, InstallStep
-from repoforge.testrun.command import test_command
+from repoforge.testrun.command import read_runner_facts, runner_facts_command, test_command
 
 RECIPE_VERSION = "9"  # bump when the way environments are built changes
 INSTALL_TIMEOUT = 900
@@ -418,6 +418,11 @@ def _build(spec: EnvSpec, meta: ProjectMetadata, box: BuildBox, env_dir: Path) -
                 version = _install(installer, strategy, meta)
             plugins = [p for p in meta.pytest_plugins if for_tests(meta, _plugin_distribution(p))]
             trial.test_command = test_command(trial.test_runner, version, plugins)
+            # The plugins the probe ran with: a test run loads these and no others.
+            facts = installer.run(runner_facts_command(f"{box.venv}/bin/python"))
+            if facts.exit_code != 0:
+                raise InstallError("cannot list the installed pytest plugins:\n" + _tail(facts.output))
+            trial.runner_version, trial.runner_plugins = version, read_runner_facts(facts.output)[1]
         except (InstallError, PluginDated) as exc:
             attempts.append(BuildAttempt(strategy=name, ok=False, seconds=time.monotonic() - start, error=str(exc)))
             (env_dir / f"build-{name}.log").write_text("\n".join(log))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -23,14 +24,18 @@ from repoforge.env.metadata import read_metadata
 from repoforge.forge import default_store, run_all, write_atomic
 from repoforge.git.locate import RepoPlaces, find_repository, has_commit
 from repoforge.git.repo import GitError, apply_patch, checkout, commit_date, paths_in_patch
-from repoforge.harness.grade import (NeedsNetwork, Results, apply_with_fallback, check_online, consistent, grade,
-                                     restore_from_base, test_files_touched)
+from repoforge.harness.grade import (NeedsNetwork, Results, base_reach_checks, check_online, consistent,
+                                     disagreements, grade, reach_tampering)
+from repoforge.harness.patchtext import PatchRefused
+from repoforge.harness.patchtext import reaches as patch_reaches
+from repoforge.harness.tree import apply_model_patch, prepare_run, restore_plan
 from repoforge.sandbox import SandboxError, get_backend
 from repoforge.sandbox.base import PatchError, Sandbox
 from repoforge.schema import AbsolutePath, EnvSpec, InstanceReport, Prediction, TaskInstance
-from repoforge.testrun.command import render
+from repoforge.testrun.command import runner_facts_command
 from repoforge.testrun.logparsers import UnknownLogParser, parse_log, swebench_parser
-from repoforge.validate import RunFailed, existing_files, run_tests
+from repoforge.testrun.parse import parse_pytest_log
+from repoforge.validate import RunFailed, files_test, run_tests, runner_read, test_run_command
 
 
 ERROR_MARK = "evaluation error: "
@@ -145,55 +150,85 @@ def _run(row: TaskInstance, patch: str, opts: EvalOptions, report: InstanceRepor
     sandbox = backend.instance_sandbox(repo, row.base_commit, env_ref, row.instance_id, opts.store / "work",
                                        network=opts.network)
     try:
-        report.patch_successfully_applied = apply_with_fallback(sandbox, patch, log)
-        if not report.patch_successfully_applied:
-            return
-        # Tests, conftests and test data are graded as the dataset has them, whatever the patch did.
-        restore_from_base(sandbox, test_files_touched(patch) + paths_in_patch(row.test_patch), log)
-        sandbox.apply_patch(row.test_patch)
-        files = _test_files(sandbox, row.test_patch)
-        (folder / "eval.sh").write_text(_eval_script(row, spec, files, opts.network))
-        tests_started = time.monotonic()
         try:
-            run = run_tests(sandbox, spec, files, opts.timeout)
-            statuses, output = run.statuses, run.result.output
-        except RunFailed as exc:
-            run, statuses, output = None, {}, f"{exc.reason}\n{exc.detail}"
-            log.append(exc.reason)
-        report.seconds["tests"] = round(time.monotonic() - tests_started, 3)
-        (folder / "test_output.txt").write_text(output)
-        grade(report, statuses, row.FAIL_TO_PASS, row.PASS_TO_PASS, files,
-              Results(parser, parse_log(parser, output)) if parser else None)
-        if run and not opts.network:  # online, a network failure is not the sandbox's doing
-            check_online(report, run.failures)
-        if run and not consistent(statuses, run.result.exit_code):
-            log.append(f"exit code {run.result.exit_code} disagrees with the parsed results: not resolved")
-            report.resolved = False
+            applied = _apply(sandbox, row, patch, spec, report, log)
+        except PatchRefused as exc:  # as a patch that does not apply, with the reason
+            applied = None
+            log.append(f"patch refused: {exc}")
+        report.patch_successfully_applied = applied is not None
+        if applied is None:
+            return
+        files, spec = applied
+        (folder / "eval.sh").write_text(_eval_script(row, sandbox, spec, files, opts.network))
+        _test_and_grade(row, sandbox, spec, files, parser, opts, report, folder, log)
     finally:
         sandbox.close()
+
+
+def _apply(sandbox: Sandbox, row: TaskInstance, patch: str, spec: EnvSpec, report: InstanceReport,
+           log: list[str]) -> tuple[list[str], EnvSpec] | None:
+    """Apply the patch, put the test machinery back, apply the test_patch: the test files to run and spec with
+    its runner known; None if the patch does not apply. Its reaches into the test machinery go to report.tampering."""
+    changes = apply_model_patch(sandbox, patch, log)
+    if changes is None:
+        return None
+    # Tests, their configuration and what Python or pytest loads of itself are graded as the dataset has them,
+    # whatever the patch did to them, wherever: found in the tree, not in the patch's text.
+    test_paths = paths_in_patch(row.test_patch)
+    candidates = [f for f in test_paths if f.endswith(".py") and posixpath.basename(f) != "conftest.py"]
+    reaches = patch_reaches(patch)
+    # An environment built before the runner was recorded: read from its venv, in the same sandbox command.
+    runner = {} if spec.runner_plugins is not None else {"runner": runner_facts_command()}
+    steps = prepare_run(sandbox, restore_plan(changes, test_paths), row.test_patch,
+                        {"files": files_test(candidates), **runner, **base_reach_checks(reaches)}, log)
+    if steps["test_patch"].exit_code != 0:
+        raise PatchError(steps["test_patch"].output.strip())
+    report.tampering = reach_tampering(reaches, steps)
+    files = [f for f in candidates if f in steps["files"].output.splitlines()]
+    if not files:  # as SWE-bench runs them: every Python file the test_patch leaves (whatever its name), but conftests
+        raise NothingToRun("the test_patch leaves no Python file to run")
+    return files, runner_read(spec, steps["runner"]) if runner else spec
+
+
+def _test_and_grade(row: TaskInstance, sandbox: Sandbox, spec: EnvSpec, files: list[str], parser: str | None,
+                    opts: EvalOptions, report: InstanceReport, folder: Path, log: list[str]) -> None:
+    tests_started = time.monotonic()
+    try:
+        run = run_tests(sandbox, spec, files, opts.timeout)
+        statuses, output = run.statuses, run.result.output
+    except RunFailed as exc:
+        run, statuses, output = None, {}, f"{exc.reason}\n{exc.detail}"
+        log.append(exc.reason)
+    report.seconds["tests"] = round(time.monotonic() - tests_started, 3)
+    (folder / "test_output.txt").write_text(output)
+    grade(report, statuses, row.FAIL_TO_PASS, row.PASS_TO_PASS, files,
+          Results(parser, parse_log(parser, output)) if parser else None)
+    if run:
+        report.tampering += disagreements(report, statuses, parse_pytest_log(output))
+    if report.tampering:
+        log.extend(f"tampering: {reason}" for reason in report.tampering)
+        report.resolved = False
+        return
+    if run and not opts.network:  # online, a network failure is not the sandbox's doing
+        check_online(report, run.failures)
+    if run and not consistent(statuses, run.result.exit_code):
+        log.append(f"exit code {run.result.exit_code} disagrees with the parsed results: not resolved")
+        report.resolved = False
 
 
 class NothingToRun(Exception):
     """The row's test_patch leaves no Python file to run: a defect of the row, not of the patch."""
 
 
-def _test_files(sandbox: Sandbox, test_patch: str) -> list[str]:
-    """As SWE-bench runs them: every Python file the test_patch leaves (whatever its name), but conftests."""
-    files = [f for f in paths_in_patch(test_patch) if f.endswith(".py") and posixpath.basename(f) != "conftest.py"]
-    files = existing_files(sandbox, files)
-    if not files:
-        raise NothingToRun("the test_patch leaves no Python file to run")
-    return files
-
-
-def _eval_script(row: TaskInstance, spec: EnvSpec, files: list[str], network: bool) -> str:
-    """What the harness ran, as a script a person can rerun in the sandbox."""
+def _eval_script(row: TaskInstance, sandbox: Sandbox, spec: EnvSpec, files: list[str], network: bool) -> str:
+    """What the harness ran, as a script a person can rerun in the sandbox (after the patch's changes to the test
+    machinery are put back: see run_instance.log)."""
     network_note = "on (repoforge eval --network)" if network else "off (every route leads to the loopback device)"
     return "\n".join([
         "#!/bin/bash", "set -uo pipefail", f"# network: {network_note}", "cd /testbed",
-        f"git checkout {row.base_commit} -- {' '.join(paths_in_patch(row.test_patch))}",
+        f"git checkout {row.base_commit} -- {' '.join(map(shlex.quote, paths_in_patch(row.test_patch)))}",
         "git apply -v - <<'EOF_TEST_PATCH'", row.test_patch.rstrip("\n"), "EOF_TEST_PATCH",
-        render(spec.test_command, files), "",
+        test_run_command(sandbox, spec, files), "",
     ])
 
 

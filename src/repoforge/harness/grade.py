@@ -6,22 +6,14 @@ import re
 import shlex
 from typing import NamedTuple
 
-from repoforge.git.repo import paths_in_patch
+from repoforge.harness.patchtext import REACHES
 from repoforge.mine import is_test_path
-from repoforge.sandbox.base import Sandbox
+from repoforge.sandbox import SandboxError
+from repoforge.sandbox.base import Step
 from repoforge.schema import InstanceReport, TestsStatus, TestStatus
 from repoforge.testrun.parse import junit_would_name, with_swebench_spellings
 from repoforge.validate import PASSING
 
-PATCH_FILE = ".git/repoforge-model.patch"  # inside the sandbox's repository, outside its working tree
-# SWE-bench's fallback chain; the tree is reset between attempts.
-APPLY_CHAIN = [
-    f"git apply --verbose {PATCH_FILE}",
-    f"git apply --verbose --3way {PATCH_FILE}",
-    f"git apply --verbose --reject {PATCH_FILE}",
-    f"patch --batch --forward --fuzz=5 -p1 -i {PATCH_FILE}",
-]
-RESET = "git reset -q --hard HEAD && git clean -qfd"
 # How a test that needs a live public service fails in an offline sandbox: names do not resolve, and
 # connections are refused or never answered (urllib, requests/urllib3, httpx, sockets, curl).
 OFFLINE = re.compile(
@@ -40,31 +32,6 @@ class NeedsNetwork(Exception):
                          + (f"; {other_failures} other required test(s) failed" if other_failures
                             else "; every other required test passed"))
         self.tests = tests
-
-
-def apply_with_fallback(sandbox: Sandbox, patch: str, log: list[str]) -> bool:
-    sandbox.write_file(f"{sandbox.root}/{PATCH_FILE}", patch)
-    for command in APPLY_CHAIN:
-        result = sandbox.exec(command, timeout=120)
-        log.append(f"$ {command}\n{result.output}")
-        if result.exit_code == 0:
-            return True
-        sandbox.exec(RESET, timeout=120)
-    return False
-
-
-def restore_from_base(sandbox: Sandbox, paths: list[str], log: list[str]) -> None:
-    """Put `paths` back as the base commit has them (deleting those it does not have)."""
-    for path in paths:
-        quoted = shlex.quote(path)
-        command = f"git checkout -q HEAD -- {quoted} 2>/dev/null || rm -rf {quoted}"
-        log.append(f"$ {command}")
-        sandbox.exec(command, timeout=60)
-
-
-def test_files_touched(patch: str) -> list[str]:
-    """What in a model's patch is a test, a conftest or test data: graded on the originals instead."""
-    return [path for path in paths_in_patch(patch) if is_test_path(path)]
 
 
 class Results(NamedTuple):
@@ -108,3 +75,43 @@ def check_online(report: InstanceReport, failures: dict[str, str]) -> None:
     offline = [t for t in failed if OFFLINE.search(failures.get(t, ""))]
     if offline:
         raise NeedsNetwork(offline, len(failed) - len(offline))
+
+
+def base_reach_checks(reaches: dict[str, list[str]]) -> dict[str, str]:
+    """Harness commands listing the base commit's files that do what the patch's non-test code does (see
+    patchtext.REACHES), one per reach; read by reach_tampering."""
+    return {f"reach{i}": f"git grep -l -I -i -P -e {shlex.quote(REACHES[what])} HEAD -- '*.py'"
+            for i, what in enumerate(reaches)}
+
+
+def reach_tampering(reaches: dict[str, list[str]], steps: dict[str, Step]) -> list[str]:
+    """Each reach into the test machinery that the project's own (non-test) code never makes at the base commit.
+
+    Code the tests import runs inside the test process and can forge every account of the run, so what it does
+    there is read from the patch; a project that itself uses atexit, say, is not suspected for using it."""
+    reasons = []
+    for i, (what, files) in enumerate(reaches.items()):
+        step = steps[f"reach{i}"]
+        if step.exit_code > 1:  # 1: no match
+            raise SandboxError(f"git grep failed in the sandbox: {step.output[-300:]}")
+        base = [line.partition(":")[2] for line in step.output.splitlines()]
+        if all(is_test_path(path) for path in base):
+            reasons.append(f"the patch's non-test code reaches into {what} ({', '.join(files)}), which the "
+                           "project's own code never does at the base commit")
+    return reasons
+
+
+def disagreements(report: InstanceReport, junit: dict[str, TestStatus], console: dict[str, TestStatus]) -> list[str]:
+    """The required tests the JUnit file and the console summary disagree on (one passes it, the other fails it
+    or never names it): the code under test rewrote one of them. Unchecked when the console names no outcome at
+    all (a plugin that replaces pytest's summary)."""
+    if not console:
+        return []
+    junit, console = with_swebench_spellings(junit), with_swebench_spellings(console)
+    tests = report.decided_by.get("junit", [])
+    return [f"{test}: the JUnit file says {_said(junit, test)}, the console summary {_said(console, test)}"
+            for test in tests if (junit.get(test) in PASSING) != (console.get(test) in PASSING)]
+
+
+def _said(statuses: dict[str, TestStatus], test: str) -> str:
+    return statuses[test].value if test in statuses else "nothing"

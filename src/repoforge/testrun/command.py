@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 JUNIT_FILE = ".repoforge-junit.xml"  # written in the repository root, read and removed after the run
 
@@ -14,6 +15,45 @@ JUNIT_FILE = ".repoforge-junit.xml"  # written in the repository root, read and 
 # neither and keep their addopts.
 PYTEST = "python -m pytest -p no:cacheprovider -rA --tb=short {modern}--junitxml={{junit}} {{files}}"
 PYTEST_3 = "-o addopts= --continue-on-collection-errors "
+
+# How the harness runs that command, so that the code under test does not choose what runs it:
+# - plugins load as the environment was validated with them: autoload off (pytest >= 3.8 honours it) and each
+#   pytest11 entry point the build installed named with -p (by its entry-point name from pytest 4.4, by module
+#   before). Older pytest loads what is installed; nothing in the checkout is installed (the restore step removes
+#   any *.dist-info the patch adds).
+# - pytest is imported with neither the current folder nor the checkout on sys.path (a pytest.py at the root does
+#   not stand in for it), then sys.path is as the build left it, without the current folder.
+# - every outcome is printed by letter (pytest < 4.6 knows no -rA): the console summary names every test, a
+#   second account of the run to hold the JUnit file against.
+AUTOLOAD_OFF = "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1"
+LAUNCHER = ('import sys; path = [e for e in sys.path if e not in ("", ".")]; root = {root}; '
+            'sys.path[:] = [e for e in path if e != root and not e.startswith(root + "/")]; import pytest; '
+            'sys.path[:] = path; sys.exit(getattr(pytest, "console_main", pytest.main)())')
+SUMMARY = "-rfEpxXsA"
+
+# The runner as installed in the venv (never in the checkout): pytest's version and its pytest11 entry points.
+# Python 3.6 and later.
+_RUNNER_FACTS = r"""
+import configparser, glob, os, re, sysconfig
+for site in sorted({sysconfig.get_paths()[key] for key in ("purelib", "platlib")}):
+    for info in sorted(glob.glob(os.path.join(site, "*.dist-info")) + glob.glob(os.path.join(site, "*.egg-info"))):
+        pytest = re.match(r"pytest-([^-]+?)(-py[\d.]+)?\.(dist|egg)-info$", os.path.basename(info), re.I)
+        if pytest:
+            print("version " + pytest.group(1))
+        entry_points = configparser.ConfigParser(delimiters=("=",), interpolation=None, strict=False)
+        entry_points.optionxform = str
+        try:
+            entry_points.read(os.path.join(info, "entry_points.txt"))
+        except (configparser.Error, UnicodeDecodeError):
+            continue
+        if entry_points.has_section("pytest11"):
+            for name, value in entry_points.items("pytest11"):
+                print("plugin " + name + " " + re.split(r"[:\s\[]", value.strip())[0])
+"""
+
+
+def runner_facts_command(python: str = "python") -> str:
+    return f"{python} -c {shlex.quote(_RUNNER_FACTS)}"
 
 
 def test_command(runner: str, runner_version: str, plugins: list[str] = ()) -> str:
@@ -27,3 +67,40 @@ def test_command(runner: str, runner_version: str, plugins: list[str] = ()) -> s
 
 def render(template: str, files: list[str], junit: str = JUNIT_FILE) -> str:
     return template.format(files=" ".join(shlex.quote(f) for f in files), junit=shlex.quote(junit))
+
+
+def hardened(command: str, root: str, runner_version: str, plugins: dict[str, str]) -> str:
+    """A rendered test command (of any recipe version) as the harness runs it, the checkout at `root`."""
+    args = command.removeprefix("python -m pytest ")
+    if args == command:
+        raise ValueError(f"not a pytest command: {command[:80]!r}")
+    launcher = shlex.quote(LAUNCHER.format(root=json.dumps(root)))
+    return f"{AUTOLOAD_OFF} python -c {launcher} {plugin_args(runner_version, plugins)}{args} {SUMMARY}"
+
+
+def plugin_args(runner_version: str, plugins: dict[str, str]) -> str:
+    """-p for each validated plugin, spelled as the runner's version reads it (an unknown version: a current one)."""
+    version = _version(runner_version)
+    if version is not None and version < Version("3.8"):
+        return ""
+    by_name = version is None or version >= Version("4.4")
+    return "".join(f"-p {shlex.quote(name if by_name else module)} " for name, module in sorted(plugins.items()))
+
+
+def read_runner_facts(output: str) -> tuple[str, dict[str, str]]:
+    """(pytest's version, pytest11 entry-point name -> module) from RUNNER_FACTS' output."""
+    version, plugins = "", {}
+    for kind, _, rest in (line.partition(" ") for line in output.splitlines()):
+        if kind == "version":
+            version = rest.strip()
+        elif kind == "plugin" and len(rest.split()) == 2:
+            name, module = rest.split()
+            plugins[name] = module
+    return version, plugins
+
+
+def _version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
