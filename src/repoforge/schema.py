@@ -75,6 +75,7 @@ class EnvSpec(BaseModel):
     # they were recorded, read from its venv at run time.
     runner_version: str = ""
     runner_plugins: dict[str, str] | None = None
+    runner_summary: bool | None = None  # whether its console summary names each outcome (no plugin replaced it)
     parser: str = "junit"  # junit | unittest
     fingerprint: str = ""
     attempts: list[BuildAttempt] = Field(default_factory=list)

@@ -15,6 +15,7 @@ import shlex
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
@@ -29,7 +30,7 @@ from repoforge.git.repo import commit_date_of_last_change, release_version
 from repoforge.locks import exclusive
 from repoforge.sandbox.base import TESTBED, Backend, BuildBox, save_generated
 from repoforge.schema import BuildAttempt, EnvSpec, InstallStep
-from repoforge.testrun.command import read_runner_facts, runner_facts_command, test_command
+from repoforge.testrun.command import SUMMARY, read_runner_facts, runner_facts_command, test_command
 
 RECIPE_VERSION = "9"  # bump when the way environments are built changes
 INSTALL_TIMEOUT = 900
@@ -413,16 +414,12 @@ def _build(spec: EnvSpec, meta: ProjectMetadata, box: BuildBox, env_dir: Path) -
         installer = Installer(box, trial, log, droppable)
         try:
             try:
-                version = _install(installer, strategy, meta)
+                runner = _install(installer, strategy, meta)
             except PluginDated:  # once more, with the plugin as old as the runner
-                version = _install(installer, strategy, meta)
+                runner = _install(installer, strategy, meta)
             plugins = [p for p in meta.pytest_plugins if for_tests(meta, _plugin_distribution(p))]
-            trial.test_command = test_command(trial.test_runner, version, plugins)
-            # The plugins the probe ran with: a test run loads these and no others.
-            facts = installer.run(runner_facts_command(f"{box.venv}/bin/python"))
-            if facts.exit_code != 0:
-                raise InstallError("cannot list the installed pytest plugins:\n" + _tail(facts.output))
-            trial.runner_version, trial.runner_plugins = version, read_runner_facts(facts.output)[1]
+            trial.test_command = test_command(trial.test_runner, runner.version, plugins)
+            trial.runner_version, trial.runner_plugins, trial.runner_summary = runner
         except (InstallError, PluginDated) as exc:
             attempts.append(BuildAttempt(strategy=name, ok=False, seconds=time.monotonic() - start, error=str(exc)))
             (env_dir / f"build-{name}.log").write_text("\n".join(log))
@@ -453,12 +450,21 @@ class PluginDated(Exception):
 
 # A trivial test, run where the project's conftest cannot interfere: every installed plugin takes part.
 PROBE = ("mkdir -p /tmp/repoforge-probe && cd /tmp/repoforge-probe && "
-         "printf 'def test_probe():\\n    pass\\n' > test_probe.py && {python} -m pytest -p no:cacheprovider test_probe.py")
+         "printf 'def test_probe():\\n    pass\\n' > test_probe.py && "
+         f"{{python}} -m pytest -p no:cacheprovider {SUMMARY} test_probe.py")
 RUNNER_PARTS = {"_pytest", "pytest", "pluggy", "py", "_py"}
 
 
-def _install(installer: Installer, strategy, meta: ProjectMetadata) -> str:
-    """A fresh venv, the strategy, then proof that pytest runs a test: return pytest's version."""
+class Runner(NamedTuple):
+    """The runner an environment is validated with (EnvSpec.runner_*)."""
+
+    version: str
+    plugins: dict[str, str]  # the pytest11 entry points the probe ran with: a test run loads these and no others
+    summary: bool  # whether the console summary names each outcome (no plugin replaced pytest's)
+
+
+def _install(installer: Installer, strategy, meta: ProjectMetadata) -> Runner:
+    """A fresh venv, the strategy, then proof that pytest runs a test: the runner, as the proof ran it."""
     box = installer.box
     created = installer.run(f"rm -rf {box.venv} && {box.uv} venv -q --python {box.python} {box.venv}")
     if created.exit_code != 0:
@@ -475,7 +481,11 @@ def _install(installer: Installer, strategy, meta: ProjectMetadata) -> str:
         if plugin and installer.date_like(plugin, "pytest", version.group(1)):
             raise PluginDated(plugin)
         raise InstallError(f"pytest {version.group(1)} cannot run a trivial test:\n" + _tail(probe.output))
-    return version.group(1)
+    facts = installer.run(runner_facts_command(f"{box.venv}/bin/python"))
+    if facts.exit_code != 0:
+        raise InstallError("cannot list the installed pytest plugins:\n" + _tail(facts.output))
+    summary = re.search(r"^PASSED test_probe\.py::test_probe", probe.output, re.MULTILINE) is not None
+    return Runner(version.group(1), read_runner_facts(facts.output)[1], summary)
 
 
 def _broken_plugin(output: str) -> str | None:

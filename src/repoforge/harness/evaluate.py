@@ -204,7 +204,7 @@ def _test_and_grade(row: TaskInstance, sandbox: Sandbox, spec: EnvSpec, files: l
     grade(report, statuses, row.FAIL_TO_PASS, row.PASS_TO_PASS, files,
           Results(parser, parse_log(parser, output)) if parser else None)
     if run:
-        report.tampering += disagreements(report, statuses, parse_pytest_log(output))
+        report.tampering += disagreements(report, statuses, parse_pytest_log(output), spec.runner_summary)
     if report.tampering:
         log.extend(f"tampering: {reason}" for reason in report.tampering)
         report.resolved = False

@@ -101,11 +101,13 @@ def reach_tampering(reaches: dict[str, list[str]], steps: dict[str, Step]) -> li
     return reasons
 
 
-def disagreements(report: InstanceReport, junit: dict[str, TestStatus], console: dict[str, TestStatus]) -> list[str]:
+def disagreements(report: InstanceReport, junit: dict[str, TestStatus], console: dict[str, TestStatus],
+                  summary: bool | None) -> list[str]:
     """The required tests the JUnit file and the console summary disagree on (one passes it, the other fails it
-    or never names it): the code under test rewrote one of them. Unchecked when the console names no outcome at
-    all (a plugin that replaces pytest's summary)."""
-    if not console:
+    or never names it): the code under test rewrote one of them. `summary`: whether the environment's console
+    summary names each outcome (EnvSpec.runner_summary); where it need not, a console naming none is not held
+    against the JUnit file."""
+    if not console and not summary:
         return []
     junit, console = with_swebench_spellings(junit), with_swebench_spellings(console)
     tests = report.decided_by.get("junit", [])

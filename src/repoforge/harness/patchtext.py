@@ -25,20 +25,26 @@ _SYMLINK_MODE = re.compile(r"^(new file mode|new mode|index \S+) 120000$")
 _C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
 
 # Non-test code that reaches into the test run: the runner's internals and hooks, teardown and hard exits, the
-# interpreter's module table, builtins and frames, the results file. Read in Python and, for the base commit's
-# code, by `git grep -P` in the sandbox: the patterns are valid in both.
+# interpreter's module table, builtins and frames, the results file, and code built at run time (which hides the
+# rest from this reading). Read in Python and, for the base commit's code, by `git grep -P` in the sandbox: the
+# patterns are valid in both.
 REACHES = {
-    "pytest's internals": r"\b_pytest\b|\bpluggy\b|^\s*(?:import|from)\s+pytest\b",
+    "pytest's internals": r"\b_pytest\b|\bpluggy\b|\bimport\s+[\w.,\s]*\bpytest\b|\bfrom\s+pytest\b",
     "pytest's hooks": r"\bpytest_\w+|\bhookimpl\b|\bhookwrapper\b",
     "unittest's runner": r"\bunittest\.(?:result|runner|main|case|loader|suite|signals|Test\w+|TextTest\w+)\b"
                          r"|\bfrom\s+unittest(?!\.mock\b)(?:\.\w+)?\s+import\s+(?!mock\b)",
     "atexit": r"\batexit\b",
     "a hard exit": r"\b_exit\s*\(|\bos\.abort\b|\bos\.kill(?:pg)?\b",
-    "sys.modules": r"\bsys\.modules\b",
+    "the module table": r"\bsys\.modules\b|\bimport\s+__main__\b|\bfrom\s+__main__\s+import\b",
     "builtins": r"\bbuiltins\b|\b__builtins__\b",
-    "the callers' frames": r"\b_getframe\b|\bf_back\b|\bf_globals\b|\bf_locals\b|\bsettrace\b|\bsetprofile\b"
-                           r"|\bgc\.get_(?:objects|referrers|referents)\b",
+    "the callers' frames": r"\b_getframe\b|\b_current_frames\b|\bf_back\b|\bf_globals\b|\bf_locals\b|\btb_frame\b"
+                           r"|\binspect\.(?:stack|trace|currentframe|getouterframes)\b|\bsettrace\b|\bsetprofile\b"
+                           r"|\baddaudithook\b|\bsys\.monitoring\b|\bimport\s+gc\b|\bgc\.",
     "the results file": r"junit|repoforge",
+    # What the rest is hidden behind: code made of strings, found by walking objects, or loaded from a data file.
+    "code built at run time": r"(?<![.\w])(?:exec|eval|compile)\s*\(|\b__import__\b|\bimport_module\b|\breload\s*\("
+                              r"|\b(?:spec_from_file_location|module_from_spec|SourceFileLoader|load_source|runpy)\b"
+                              r"|\b(?:marshal|ctypes|CodeType|FunctionType)\b|__subclasses__|__globals__|__code__",
 }
 _REACH_PATTERNS = {what: re.compile(pattern, re.IGNORECASE | re.MULTILINE) for what, pattern in REACHES.items()}
 
@@ -50,7 +56,7 @@ class PatchRefused(Exception):
 def check(patch: str) -> set[str]:
     """The tree paths the patch names, once it is known to name no path it may not (else PatchRefused)."""
     named, symlinks, section = set(), set(), None
-    for line in patch.splitlines():
+    for line in _lines(patch):
         if _ED_COMMAND.match(line):
             raise PatchRefused(f"it holds an ed script or a normal diff ({line!r}): only unified and context "
                                "diffs are applied")
@@ -61,13 +67,18 @@ def check(patch: str) -> set[str]:
             named.add(path)
             if line.startswith("diff --git "):
                 section = path
-    for path in named:
+    for path in sorted(named):
         through = [str(parent) for parent in PurePosixPath(path).parents if str(parent) in symlinks]
         if through:
             raise PatchRefused(f"it writes {path} through {through[0]}, a symlink it creates")
     if len(named) > MAX_FILES:
         raise PatchRefused(f"it names {len(named)} files (at most {MAX_FILES})")
     return named
+
+
+def _lines(patch: str) -> list[str]:
+    """The patch's lines as git and patch split them: at newlines only (a carriage return ends no line)."""
+    return [line.removesuffix("\r") for line in patch.split("\n")]
 
 
 def _check_path(raw: str, path: str) -> None:
@@ -137,7 +148,7 @@ def added_code(patch: str) -> dict[str, list[str]]:
     """The lines the patch adds to each Python file that is not a test (tests are graded as the dataset has them)."""
     files: dict[str, list[str]] = {}
     current, previous = None, ""
-    for line in patch.splitlines():
+    for line in _lines(patch):
         if line.startswith("+++ ") and previous.startswith("--- "):
             names = _names(line)
             current = names[0][1] if names else None

@@ -177,16 +177,7 @@ def prepare_run(sandbox: Sandbox, plan: Restore, test_patch: str, checks: dict[s
     sandbox command): their results by name. PatchRefused when the tree cannot be put back; the test_patch's
     step says whether it applied."""
     sandbox.write_file(f"{sandbox.root}/{PATCH_FILE}", test_patch)
-    checkout, remove = " ".join(map(shlex.quote, plan.checkout)), " ".join(map(shlex.quote, plan.remove))
-    folders = " ".join(shlex.quote(posixpath.dirname(p)) for p in plan.remove if "/" in p)
-    put_back = "; ".join(filter(None, [
-        f"rm -f -- {remove}; rmdir -p --ignore-fail-on-non-empty -- {folders} 2>/dev/null" if remove else "",
-        f"git checkout -q HEAD -- {checkout}" if checkout else "",
-        # Nothing may differ from the base commit now: what is left is printed, and fails the step.
-        "! { " + "; ".join(filter(None, [f"git diff --name-only HEAD -- {checkout}" if checkout else "",
-                                         f"ls -d -- {remove} 2>/dev/null" if remove else ""])) + "; } | grep .",
-    ])) if plan.checkout or plan.remove else "true"
-    steps = run_steps(sandbox, {"put_back": put_back, "generated": RESTORE_GENERATED,
+    steps = run_steps(sandbox, {"put_back": _put_back(plan), "generated": RESTORE_GENERATED,
                                 "test_patch": f"git apply --whitespace=nowarn {PATCH_FILE}", **checks}, timeout=300)
     if plan.checkout or plan.remove:
         log.append(f"put back as the base commit has them: {', '.join(plan.checkout) or 'none'}; "
@@ -194,3 +185,20 @@ def prepare_run(sandbox: Sandbox, plan: Restore, test_patch: str, checks: dict[s
     if steps["put_back"].exit_code != 0:
         raise PatchRefused(f"its changes cannot be put back: {steps['put_back'].output.strip()[-300:]}")
     return steps
+
+
+def _put_back(plan: Restore) -> str:
+    """The command that carries out `plan`, then fails, printing them, if any of its paths still differ."""
+    if not plan.checkout and not plan.remove:
+        return "true"
+    checkout, remove = " ".join(map(shlex.quote, plan.checkout)), " ".join(map(shlex.quote, plan.remove))
+    folders = " ".join(sorted({shlex.quote(posixpath.dirname(p)) for p in plan.remove if "/" in p}))
+    commands, left = [], []
+    if remove:
+        commands.append(f"rm -f -- {remove}")
+        commands += [f"rmdir -p --ignore-fail-on-non-empty -- {folders} 2>/dev/null"] if folders else []
+        left.append(f"ls -d -- {remove} 2>/dev/null")
+    if checkout:
+        commands.append(f"git checkout -q HEAD -- {checkout}")
+        left.append(f"git diff --name-only HEAD -- {checkout}")
+    return "; ".join(commands) + "; ! { " + "; ".join(left) + "; } | grep ."
