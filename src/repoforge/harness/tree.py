@@ -33,10 +33,10 @@ _APPLY = " || ".join(f"{{ {RESET + '; ' if i else ''}echo '$ {command}'; {comman
                      for i, command in enumerate(APPLY_CHAIN))
 # .git as far as it decides what git does (configuration, hooks, attributes, refs, HEAD): listed with modes and
 # hashed, before and after the patch. The object store, index and logs change as git works; they decide nothing.
-_GIT_LISTED = (r"find .git \( -path .git/objects -o -path .git/logs -o -path .git/index -o -path .git/ORIG_HEAD "
-               r"-o -path '.git/repoforge*' \) -prune -o")
-_GIT_STATE = (rf"{{ {_GIT_LISTED} -printf '%y %m %p %l\n' | sort; "
-              rf"{_GIT_LISTED} -type f -print0 | sort -z | xargs -0 -r sha1sum; }}")
+_GIT_STATE = (r"find .git \( -path .git/objects -o -path .git/logs -o -path .git/index -o -path .git/ORIG_HEAD "
+              r"-o -path '.git/repoforge*' \) -prune -o -printf '%y %m %p %l\n' -type f -exec sha1sum {} + | sort")
+# Every path that differs from the base commit: tracked ones changed or deleted, untracked and ignored ones.
+_STATUS = "GIT_OPTIONAL_LOCKS=0 git status --porcelain=v1 -z --untracked-files=all --ignored=traditional --no-renames"
 
 # What the test run loads besides the tests: its configuration, code Python runs at start-up, plugin entry points,
 # bytecode, git's attributes (how the restore step itself checks files out).
@@ -44,14 +44,12 @@ RUNNER_CONFIGS = {"pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml"}
 SHARED_CONFIGS = {"setup.cfg", "tox.ini", "pyproject.toml"}  # put back when their pytest part changed
 STARTUP = {"sitecustomize.py", "usercustomize.py"}
 
-# Each changed path as T<path> (the base commit has it) or U<path> (untracked or ignored), then L<path> <target>
-# for a symlink (D<path> if it leads to a folder) and C<path> <text now> <base text> for a shared configuration.
-_CHANGES = r"""{ git diff --name-only -z --no-renames HEAD -- | sed -z 's/^/T/'
-  git ls-files -z -o | sed -z 's/^/U/'; } |
-while IFS= read -r -d '' entry; do
-  path=${entry#?}; printf '%s\0' "$entry"
+# Each changed path as S and git status's entry (XY <path>), then L<path> <target> for a symlink (F<path> if it
+# leads to a folder) and C<path> <text now> <base text> for a shared configuration file.
+_CHANGES = _STATUS + r""" | while IFS= read -r -d '' entry; do
+  path=${entry:3}; printf 'S%s\0' "$entry"
   if [ -L "$path" ]; then
-    printf 'L%s\0%s\0' "$path" "$(readlink -- "$path")"; [ -d "$path" ] && printf 'D%s\0' "$path"
+    printf 'L%s\0%s\0' "$path" "$(readlink -- "$path")"; [ -d "$path" ] && printf 'F%s\0' "$path"
   fi
   case ${path##*/} in SHARED_CONFIGS)
     printf 'C%s\0%s\0%s\0' "$path" "$(base64 -w0 -- "$path" 2>/dev/null)" \
@@ -80,7 +78,7 @@ def apply_model_patch(sandbox: Sandbox, patch: str, log: list[str]) -> Changes |
     sandbox.write_file(f"{sandbox.root}/{MODEL_PATCH}", patch)
     steps = run_steps(sandbox, {
         "git_before": f"state=$({_GIT_STATE}); printf '%s' \"$state\"",
-        "untracked": "git ls-files -z -o",
+        "untracked": _STATUS,
         "apply": _APPLY,
         "git_after": f"after=$({_GIT_STATE}); printf '%s' \"$after\"; [ \"$after\" = \"$state\" ]",
         "changes": f'if [ "$after" = "$state" ]; then {_CHANGES}; fi',
@@ -94,18 +92,16 @@ def apply_model_patch(sandbox: Sandbox, patch: str, log: list[str]) -> Changes |
 
 
 def _changes(steps: dict[str, Step], named: set[str]) -> Changes:
-    before = set(filter(None, steps["untracked"].output.split("\0")))
+    before = {entry[3:] for entry in steps["untracked"].output.split("\0") if _new(entry[:2])}
     tracked, untracked, symlinks, folders, configs = set(), set(), {}, set(), {}
     fields = iter(steps["changes"].output.split("\0"))
     for field in fields:
         kind, path = field[:1], field[1:]
-        if kind == "T":
-            tracked.add(path)
-        elif kind == "U":
-            untracked.add(path)
+        if kind == "S":
+            (untracked if _new(path[:2]) else tracked).add(path[3:])
         elif kind == "L":
             symlinks[path] = next(fields)
-        elif kind == "D":
+        elif kind == "F":
             folders.add(path)
         elif kind == "C":
             now, base = (base64.b64decode(next(fields)).decode(errors="replace") or None for _ in range(2))
@@ -117,6 +113,11 @@ def _changes(steps: dict[str, Step], named: set[str]) -> Changes:
     for path in sorted(paths & symlinks.keys()):
         _check_symlink(path, symlinks[path], path in folders)
     return Changes(paths, tracked, {p: configs[p] for p in paths if p in configs})
+
+
+def _new(status: str) -> bool:
+    """Whether a git status code (XY) is of a path the base commit lacks: untracked, ignored, or added by --3way."""
+    return status in ("??", "!!") or status.startswith("A")
 
 
 def _check_symlink(path: str, target: str, to_folder: bool) -> None:
