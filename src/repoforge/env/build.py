@@ -165,10 +165,7 @@ class Installer:
         tests' `numpy==1.16.*` goes)."""
         repairs = 0
         while True:
-            # Compiled as pip compiles: a dependency's compile-time warnings (an invalid escape) must not
-            # reach tests that turn warnings into errors, and sandboxes never write bytecode.
-            argv = [self.box.uv, "pip", "install", "--compile-bytecode", "--python", f"{self.box.venv}/bin/python",
-                    *args, *tests]
+            argv = [self.box.uv, "pip", "install", "--python", f"{self.box.venv}/bin/python", *args, *tests]
             if dated:
                 argv[3:3] = self._cutoff_args()
             if self.spec.install_env:
@@ -223,6 +220,10 @@ class Installer:
                 return True
         for name in re.findall(r"Failed to (?:build|download and build) `([\w.\-]+)(?:[=@ ][^`]*)?`", output):
             if self._floor(name, _after(index.first_wheel_date(name, self.spec.python))):
+                return True
+        # Releases whose metadata uv cannot parse (old pandas' `pytz (>=2011k)`): the next release is the first.
+        for name, version in re.findall(r"Metadata for `([\w.\-]+)` \(v([^)\s]+)\) could not be parsed", output):
+            if self._floor(name, _after(index.next_release_date(name, version))):
                 return True
         return False
 
@@ -424,6 +425,10 @@ def _build(spec: EnvSpec, meta: ProjectMetadata, box: BuildBox, env_dir: Path) -
             continue
         attempts.append(BuildAttempt(strategy=name, ok=True, seconds=time.monotonic() - start))
         (env_dir / f"build-{name}.log").write_text("\n".join(log))
+        # Compiled as pip compiles: a dependency's compile-time warning (an invalid escape) must not reach
+        # tests that turn warnings into errors, and sandboxes write no bytecode. (uv's --compile-bytecode
+        # needs Python 3.7.)
+        installer.run(COMPILE.format(python=f"{box.venv}/bin/python"), timeout=INSTALL_TIMEOUT)
         saved = installer.run(save_generated(box.venv))
         if saved.exit_code != 0:
             log.append(f"generated files not kept: {saved.output}")
@@ -440,6 +445,10 @@ def _plugin_distribution(plugin: str) -> str:
     (`pytest_cov` and `xdist` from pytest-cov and pytest-xdist)."""
     name = canonicalize_name(plugin)
     return name if name.startswith("pytest-") else f"pytest-{name}"
+
+
+COMPILE = ("{python} -W ignore -m compileall -q -j 0 "
+           "\"$({python} -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')\" >/dev/null 2>&1; true")
 
 
 class PluginDated(Exception):
