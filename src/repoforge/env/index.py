@@ -58,7 +58,7 @@ def release_date(name: str, version: str) -> str | None:
 
 
 def next_release_date(name: str, version: str) -> str | None:
-    """Upload time (ISO) of the first release of `name` after `version`, if any."""
+    """When the first release of `name` after `version` was whole (its last file's upload time), if any."""
     def parsed(text: str) -> Version | None:
         try:
             return Version(text)
@@ -67,4 +67,4 @@ def next_release_date(name: str, version: str) -> str | None:
 
     after = sorted((v, files) for text, files in _releases(name).items()
                    if (v := parsed(text)) and files and v > (parsed(version) or v))
-    return min(file["upload_time_iso_8601"] for file in after[0][1]) if after else None
+    return max(file["upload_time_iso_8601"] for file in after[0][1]) if after else None
