@@ -425,10 +425,6 @@ def _build(spec: EnvSpec, meta: ProjectMetadata, box: BuildBox, env_dir: Path) -
             continue
         attempts.append(BuildAttempt(strategy=name, ok=True, seconds=time.monotonic() - start))
         (env_dir / f"build-{name}.log").write_text("\n".join(log))
-        # Compiled as pip compiles: a dependency's compile-time warning (an invalid escape) must not reach
-        # tests that turn warnings into errors, and sandboxes write no bytecode. (uv's --compile-bytecode
-        # needs Python 3.7.)
-        installer.run(COMPILE.format(python=f"{box.venv}/bin/python"), timeout=INSTALL_TIMEOUT)
         saved = installer.run(save_generated(box.venv))
         if saved.exit_code != 0:
             log.append(f"generated files not kept: {saved.output}")
@@ -468,6 +464,10 @@ def _install(installer: Installer, strategy, meta: ProjectMetadata) -> str:
     if created.exit_code != 0:
         raise InstallError(created.output)
     strategy(installer, meta)
+    # Compiled as pip compiles: a dependency's compile-time warning (an invalid escape) must not reach
+    # tests that turn warnings into errors, and sandboxes write no bytecode. (uv's --compile-bytecode
+    # needs Python 3.7.)
+    installer.run(COMPILE.format(python=f"{box.venv}/bin/python"), timeout=INSTALL_TIMEOUT)
     check = installer.run(f"{box.venv}/bin/python -m pytest --version")
     version = re.search(r"py\.?test(?: version)? (\d+\.\d+(?:\.\d+)?)", check.output)
     if check.exit_code != 0 or not version:
