@@ -298,7 +298,8 @@ def declared_requirements(inst: Installer, extras: list[str]) -> list[str]:
 
 
 def _tests(inst: Installer, meta: ProjectMetadata) -> list[str]:
-    return requirements_for_tests(meta, interpreter_newer=bool(tooling_floors(inst.spec.python, inst.spec.exclude_newer)))
+    wanted = requirements_for_tests(meta, interpreter_newer=bool(tooling_floors(inst.spec.python, inst.spec.exclude_newer)))
+    return [r for r in wanted if _requirement_name(r) not in inst.spec.dropped]
 
 
 def _target(extras: list[str]) -> str:
@@ -413,13 +414,10 @@ def _build(spec: EnvSpec, meta: ProjectMetadata, box: BuildBox, env_dir: Path) -
         log: list[str] = []
         installer = Installer(box, trial, log, droppable)
         try:
-            try:
-                version = _install(installer, strategy, meta)
-            except PluginDated:  # once more, with the plugin as old as the runner
-                version = _install(installer, strategy, meta)
+            version = _install_retrying(installer, strategy, meta)
             plugins = [p for p in meta.pytest_plugins if for_tests(meta, _plugin_distribution(p))]
             trial.test_command = test_command(trial.test_runner, version, plugins)
-        except (InstallError, PluginDated) as exc:
+        except (InstallError, Reinstall) as exc:
             attempts.append(BuildAttempt(strategy=name, ok=False, seconds=time.monotonic() - start, error=str(exc)))
             (env_dir / f"build-{name}.log").write_text("\n".join(log))
             continue
@@ -447,8 +445,17 @@ COMPILE = ("{python} -W ignore -m compileall -q -j 0 "
            "\"$({python} -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')\" >/dev/null 2>&1; true")
 
 
-class PluginDated(Exception):
-    """A pytest plugin broke the runner and now has the runner's release date as its cutoff."""
+class Reinstall(Exception):
+    """What the install gave broke the runner or the project; the cause is repaired, the strategy runs again."""
+
+
+def _install_retrying(installer: Installer, strategy, meta: ProjectMetadata, tries: int = 3) -> str:
+    for _ in range(tries - 1):
+        try:
+            return _install(installer, strategy, meta)
+        except Reinstall as exc:
+            installer.log.append(f"once more: {exc}")
+    return _install(installer, strategy, meta)
 
 
 # A trivial test, run where the project's conftest cannot interfere: every installed plugin takes part.
@@ -477,9 +484,29 @@ def _install(installer: Installer, strategy, meta: ProjectMetadata) -> str:
     if probe.exit_code != 0:
         plugin = _broken_plugin(probe.output)
         if plugin and installer.date_like(plugin, "pytest", version.group(1)):
-            raise PluginDated(plugin)
+            raise Reinstall(f"the pytest plugin {plugin} broke pytest: now dated like it")
         raise InstallError(f"pytest {version.group(1)} cannot run a trivial test:\n" + _tail(probe.output))
+    _check_import(installer, meta)
     return version.group(1)
+
+
+def _check_import(installer: Installer, meta: ProjectMetadata) -> None:
+    """Import the project where its tests will: an optional test requirement that installs but breaks the
+    import (a binding whose C library is missing) is left out, and the strategy runs again."""
+    if not meta.name:
+        return
+    package = canonicalize_name(meta.name).replace("-", "_")
+    found = " || ".join(f"[ -e {TESTBED}/{path} ]" for path in (package, f"src/{package}", f"{package}.py"))
+    imported = installer.run(f"if {found}; then cd /tmp && {installer.box.venv}/bin/python -c 'import {package}'; fi")
+    if imported.exit_code == 0:
+        return
+    culprit = next((m for m in map(canonicalize_name, re.findall(r"site-packages/(\w+)(?:/|\.py)", imported.output))
+                    if m in installer.droppable and m not in installer.spec.dropped), None)
+    installer.log.append(f"$ import {package}\n{_tail(imported.output)}")
+    if culprit:
+        installer.spec.dropped.append(culprit)
+        raise Reinstall(f"the test requirement {culprit} breaks `import {package}`: left out")
+
 
 
 def _broken_plugin(output: str) -> str | None:

@@ -14,6 +14,7 @@ import os
 import posixpath
 import shutil
 import time
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -84,13 +85,20 @@ def _setup_commit(repo: Path, row: TaskInstance, log: list[str]) -> str:
     """Where a row without our env is planned: its environment_setup_commit, as SWE-bench plans it.
 
     That commit is shared by every row of one version, so they share one environment, and their test
-    lists were made in an environment of that commit's dependencies.
+    lists were made in an environment of that commit's dependencies. A base commit made after it
+    (SWE-bench files some rows under an older version) may import what that commit did not declare
+    yet: such a row is planned at its base commit.
     """
-    commit = row.environment_setup_commit or row.base_commit
-    if commit != row.base_commit and not has_commit(repo, commit):
-        log.append(f"environment_setup_commit {commit[:12]} is not in the repository: planned at the base commit")
+    setup = row.environment_setup_commit or row.base_commit
+    if setup == row.base_commit:
+        return setup
+    if not has_commit(repo, setup):
+        log.append(f"environment_setup_commit {setup[:12]} is not in the repository: planned at the base commit")
         return row.base_commit
-    return commit
+    if datetime.fromisoformat(commit_date(repo, row.base_commit)) > datetime.fromisoformat(commit_date(repo, setup)):
+        log.append(f"the base commit is newer than environment_setup_commit {setup[:12]}: planned at the base commit")
+        return row.base_commit
+    return setup
 
 
 def _apply_manifest_changes(tree: Path, patch: str, log: list[str]) -> None:
