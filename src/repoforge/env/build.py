@@ -130,8 +130,8 @@ def _version(text: str) -> Version:
         return Version("0")
 
 
-def fingerprint(python: str, cutoff: str, root: Path, meta: ProjectMetadata) -> str:
-    digest = hashlib.sha256(f"{RECIPE_VERSION}\0{python}\0{cutoff}\0".encode())
+def fingerprint(python: str, cutoff: str, root: Path, meta: ProjectMetadata, install_env: dict[str, str]) -> str:
+    digest = hashlib.sha256(f"{RECIPE_VERSION}\0{python}\0{cutoff}\0{sorted(install_env.items())}\0".encode())
     for name in meta.manifest_files:
         digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
     # The editable install's path entry depends on the layout, not on the code.
@@ -350,8 +350,13 @@ STRATEGIES = [("editable", strategy_editable), ("compat-editable", strategy_comp
 
 # --- the entry point --------------------------------------------------------------------------
 
-def plan(repo: Path, commit: str, commit_date: str, worktree: Path, backend: Backend) -> tuple[EnvSpec, ProjectMetadata]:
-    """Read the checkout at `worktree` (of `commit`) and decide python, cutoff and fingerprint."""
+def plan(repo: Path, commit: str, commit_date: str, worktree: Path, backend: Backend,
+         version_commit: str | None = None) -> tuple[EnvSpec, ProjectMetadata]:
+    """Read the checkout at `worktree` (of `commit`) and decide python, cutoff and fingerprint.
+
+    The project's own version is the last release tag before `version_commit` (default: `commit`): the
+    instance's, when an environment planned at a later commit serves it (tests may check the version).
+    """
     meta = read_metadata(worktree)
     available = backend.pythons()
     python = choose_python(meta, commit_date, available)
@@ -360,8 +365,8 @@ def plan(repo: Path, commit: str, commit_date: str, worktree: Path, backend: Bac
         raise BuildFailed(f"no suitable python (wants {wanted}; have {', '.join(available)})", [])
     cutoff = cutoff_date(commit_date, commit_date_of_last_change(repo, commit, meta.manifest_files))
     spec = EnvSpec(python=python, exclude_newer=cutoff, package_floors=tooling_floors(python, cutoff),
-                   install_env=_scm_version(meta, release_version(repo, commit)))
-    spec.fingerprint = fingerprint(python, cutoff, worktree, meta)
+                   install_env=_scm_version(meta, release_version(repo, version_commit or commit)))
+    spec.fingerprint = fingerprint(python, cutoff, worktree, meta, spec.install_env)
     return spec, meta
 
 

@@ -73,7 +73,7 @@ def environment(row: TaskInstance, opts: EvalOptions, backend, log: list[str]) -
             spec, meta = row.env.model_copy(update={"attempts": [], "install_steps": []}), read_metadata(tree)
         else:
             _apply_manifest_changes(tree, row.patch, log)
-            spec, meta = plan(repo, commit, commit_date(repo, commit), tree, backend)
+            spec, meta = plan(repo, commit, commit_date(repo, commit), tree, backend, version_commit=row.base_commit)
         spec, env_ref, reused = ensure_env(spec, meta, tree, opts.store, backend)
     finally:
         shutil.rmtree(tree, ignore_errors=True)
