@@ -113,6 +113,11 @@ def requirements_for_tests(meta: ProjectMetadata, interpreter_newer: bool = Fals
     return [str(r) for r in kept] + [tool for tool in ("pytest", "setuptools") if tool not in names]
 
 
+def requirement_names(meta: ProjectMetadata) -> set[str]:
+    """The packages a project declares it needs to run or to test."""
+    return {canonicalize_name(r.name) for r in _names(meta.dependencies + meta.test_requirements)}
+
+
 def _highest_pins(requirements: list[Requirement]) -> list[Requirement]:
     highest: dict[str, tuple[Version, Requirement]] = {}
     for req in requirements:
@@ -130,8 +135,9 @@ def _version(text: str) -> Version:
         return Version("0")
 
 
-def fingerprint(python: str, cutoff: str, root: Path, meta: ProjectMetadata, install_env: dict[str, str]) -> str:
-    digest = hashlib.sha256(f"{RECIPE_VERSION}\0{python}\0{cutoff}\0{sorted(install_env.items())}\0".encode())
+def fingerprint(python: str, cutoff: str, root: Path, meta: ProjectMetadata, facts: list = ()) -> str:
+    """What decides an environment: the recipe, python, cutoff, manifests, layout, plugins and other `facts`."""
+    digest = hashlib.sha256(f"{RECIPE_VERSION}\0{python}\0{cutoff}\0{facts}\0".encode())
     for name in meta.manifest_files:
         digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
     # The editable install's path entry depends on the layout, not on the code.
@@ -351,13 +357,15 @@ STRATEGIES = [("editable", strategy_editable), ("compat-editable", strategy_comp
 # --- the entry point --------------------------------------------------------------------------
 
 def plan(repo: Path, commit: str, commit_date: str, worktree: Path, backend: Backend,
-         version_commit: str | None = None) -> tuple[EnvSpec, ProjectMetadata]:
+         version_commit: str | None = None, also: list[str] = ()) -> tuple[EnvSpec, ProjectMetadata]:
     """Read the checkout at `worktree` (of `commit`) and decide python, cutoff and fingerprint.
 
     The project's own version is the last release tag before `version_commit` (default: `commit`): the
     instance's, when an environment planned at a later commit serves it (tests may check the version).
+    `also` are more test requirements (another commit's), installed where they can be.
     """
     meta = read_metadata(worktree)
+    meta.test_requirements += list(also)
     available = backend.pythons()
     python = choose_python(meta, commit_date, available)
     if python is None:
@@ -366,7 +374,7 @@ def plan(repo: Path, commit: str, commit_date: str, worktree: Path, backend: Bac
     cutoff = cutoff_date(commit_date, commit_date_of_last_change(repo, commit, meta.manifest_files))
     spec = EnvSpec(python=python, exclude_newer=cutoff, package_floors=tooling_floors(python, cutoff),
                    install_env=_scm_version(meta, release_version(repo, version_commit or commit)))
-    spec.fingerprint = fingerprint(python, cutoff, worktree, meta, spec.install_env)
+    spec.fingerprint = fingerprint(python, cutoff, worktree, meta, [*sorted(spec.install_env.items()), *also])
     return spec, meta
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from repoforge.env.build import BuildFailed, ensure_env, env_folder, plan
-from repoforge.env.metadata import read_metadata
+from repoforge.env.build import BuildFailed, ensure_env, env_folder, plan, requirement_names
+from repoforge.env.metadata import ProjectMetadata, read_metadata
 from repoforge.forge import default_store, run_all, write_atomic
 from repoforge.git.locate import RepoPlaces, find_repository, has_commit
 from repoforge.git.repo import GitError, apply_patch, checkout, commit_date, paths_in_patch
@@ -64,21 +64,43 @@ def instance_log_dir(opts: EvalOptions, prediction: Prediction, instance_id: str
 def environment(row: TaskInstance, opts: EvalOptions, backend, log: list[str]) -> tuple[Path, EnvSpec, str]:
     """(repository, spec, env_ref): the row's own env when this backend can build it, else inferred."""
     repo = find_repository(row.repo, row.base_commit, opts.places())
-    own = row.env is not None and row.env.python in backend.pythons()
-    commit = row.base_commit if own else _setup_commit(repo, row, log)
     tree = opts.store / "work" / f"env-{row.instance_id}-{os.getpid()}"
     try:
-        checkout(repo, commit, tree)
-        if own:
+        if row.env is not None and row.env.python in backend.pythons():
+            checkout(repo, row.base_commit, tree)
             spec, meta = row.env.model_copy(update={"attempts": [], "install_steps": []}), read_metadata(tree)
         else:
-            _apply_manifest_changes(tree, row.patch, log)
-            spec, meta = plan(repo, commit, commit_date(repo, commit), tree, backend, version_commit=row.base_commit)
+            spec, meta = _plan_row(repo, row, tree, backend, log)
         spec, env_ref, reused = ensure_env(spec, meta, tree, opts.store, backend)
     finally:
         shutil.rmtree(tree, ignore_errors=True)
     log.append(f"environment {spec.fingerprint} (python {spec.python}, {'reused' if reused else 'built'}): {env_ref}")
     return repo, spec, env_ref
+
+
+def _plan_row(repo: Path, row: TaskInstance, tree: Path, backend, log: list[str]) -> tuple[EnvSpec, ProjectMetadata]:
+    """A row without our env (SWE-bench's), planned at its setup commit checked out at `tree`, with the fix's
+    manifest changes, and what the base commit declares for its tests that the setup commit does not."""
+    commit = _setup_commit(repo, row, log)
+    checkout(repo, commit, tree)
+    _apply_manifest_changes(tree, row.patch, log)
+    also = _base_only_requirements(repo, row.base_commit, tree, log) if commit != row.base_commit else []
+    return plan(repo, commit, commit_date(repo, commit), tree, backend, version_commit=row.base_commit, also=also)
+
+
+def _base_only_requirements(repo: Path, base: str, planned: Path, log: list[str]) -> list[str]:
+    """Names the base commit requires (to run or to test) that the planned tree no longer, or not yet, does:
+    its tests may import them. Names only: the planned cutoff chooses the release."""
+    tree = planned.with_name(planned.name + "-base")
+    try:
+        checkout(repo, base, tree)
+        base_meta = read_metadata(tree)
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+    also = sorted(requirement_names(base_meta) - requirement_names(read_metadata(planned)))
+    if also:
+        log.append(f"from the base commit's declarations: {', '.join(also)}")
+    return also
 
 
 def _setup_commit(repo: Path, row: TaskInstance, log: list[str]) -> str:
