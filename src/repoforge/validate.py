@@ -6,7 +6,7 @@ import shlex
 from typing import NamedTuple
 
 from repoforge.sandbox import SandboxError
-from repoforge.sandbox.base import ExecResult, PatchError, Sandbox
+from repoforge.sandbox.base import ExecResult, PatchError, ResultFileError, Sandbox, read_result_file
 from repoforge.schema import Candidate, EnvSpec, Rejection, TaskInstance, TestStatus
 from repoforge.testrun.command import JUNIT_FILE, render
 from repoforge.testrun.parse import junit_failure_texts, parse_junit
@@ -35,12 +35,12 @@ def run_tests(sandbox: Sandbox, spec: EnvSpec, files: list[str], timeout: float)
     if result.timed_out:
         raise RunFailed("test run timed out", f"killed after {timeout:.0f} s\n" + result.output[-2000:])
     try:
-        xml = sandbox.read_file(junit)
-    except OSError:
-        xml = ""
+        xml, unreadable = read_result_file(sandbox, junit), ""
+    except ResultFileError as exc:
+        xml, unreadable = "", f"test results unreadable: {exc}\n"
     statuses = parse_junit(xml, files)
     if not statuses:
-        raise RunFailed("tests did not run", result.output[-3000:])
+        raise RunFailed("tests did not run", unreadable + result.output[-3000:])
     return SuiteRun(statuses, result, junit_failure_texts(xml, files))
 
 
