@@ -154,6 +154,15 @@ class Prediction(BaseModel):
     model_patch: str | None = None
 
 
+class GoldRun(BaseModel):
+    """What the gold patch's own run of a row did to its required tests, in one environment and sandbox: the evidence
+    a candidate's XFAIL and network failures are judged by (see harness/grade.py)."""
+
+    failed: list[str] = Field(default_factory=list)
+    needs_network: list[str] = Field(default_factory=list)  # of those, the ones whose failure says it was offline
+    xfail: list[str] = Field(default_factory=list)
+
+
 class TestsStatus(BaseModel):
     success: list[str] = Field(default_factory=list)
     failure: list[str] = Field(default_factory=list)

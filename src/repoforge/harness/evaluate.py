@@ -6,11 +6,14 @@
 
 An instance whose report.json exists is not evaluated again, so rerunning a run_id resumes it; the run report
 covers every instance of the run evaluated so far. Run ids, model names and instance ids never name a folder outside
-their place (see names.py).
+their place (see names.py). The gold patch's own run of a row, in each environment and sandbox, is kept in the
+store (gold-runs/): other patches' XFAIL and network failures are judged by it (see grade.py).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import posixpath
@@ -27,18 +30,19 @@ from repoforge.forge import default_store, run_all, write_atomic
 from repoforge.git.locate import RepoPlaces, find_repository, has_commit
 from repoforge.git.repo import GitError, apply_patch, checkout, commit_date, paths_in_patch
 from repoforge.harness.dataset import patch_problem
-from repoforge.harness.grade import (NeedsNetwork, Results, apply_with_fallback, check_online, consistent, grade,
-                                     restore_from_base, test_files_touched)
+from repoforge.harness.grade import (NeedsNetwork, Results, apply_with_fallback, check_online, consistent,
+                                     gold_evidence, grade, restore_from_base, test_files_touched, xfail_rule)
 from repoforge.names import check_run_id, model_folder
 from repoforge.sandbox import SandboxError, get_backend
 from repoforge.sandbox.base import PatchError, Sandbox
-from repoforge.schema import AbsolutePath, EnvSpec, InstanceReport, Prediction, TaskInstance
+from repoforge.schema import AbsolutePath, EnvSpec, GoldRun, InstanceReport, Prediction, TaskInstance
 from repoforge.testrun.command import render
 from repoforge.testrun.logparsers import UnknownLogParser, parse_log, swebench_parser
 from repoforge.validate import RunFailed, existing_files, run_tests
 
 
 ERROR_MARK = "evaluation error: "
+GOLD_RECORD = "gold.json"
 
 
 class EvalOptions(BaseModel):
@@ -165,10 +169,15 @@ def _run(row: TaskInstance, patch: str, opts: EvalOptions, report: InstanceRepor
             log.append(exc.reason)
         report.seconds["tests"] = round(time.monotonic() - tests_started, 3)
         (folder / "test_output.txt").write_text(output)
-        grade(report, statuses, row.FAIL_TO_PASS, row.PASS_TO_PASS, files,
-              Results(parser, parse_log(parser, output)) if parser else None)
+        gold = functools.cache(lambda: _gold_run(row, spec, backend.name, opts, log))
+        decided = grade(report, statuses, row.FAIL_TO_PASS, row.PASS_TO_PASS, files,
+                        Results(parser, parse_log(parser, output)) if parser else None,
+                        xfail_rule(row, parser, patch == row.patch, gold))
+        if run and patch == row.patch:
+            write_atomic(_gold_folder(row, spec, backend.name, opts) / GOLD_RECORD,
+                         gold_evidence(report, decided, run.failures).model_dump_json(indent=2))
         if run and not opts.network:  # online, a network failure is not the sandbox's doing
-            check_online(report, run.failures)
+            check_online(report, run.failures, gold)
         if run and not consistent(statuses, run.result.exit_code):
             log.append(f"exit code {run.result.exit_code} disagrees with the parsed results: not resolved")
             report.resolved = False
@@ -182,6 +191,30 @@ class NothingToRun(Exception):
 
 # What ends an instance's evaluation as an error of the harness or the environment, apart from the model's failures.
 INFRASTRUCTURE_ERRORS = (GitError, SandboxError, BuildFailed, PatchError, NeedsNetwork, NothingToRun, UnknownLogParser)
+
+
+def _gold_folder(row: TaskInstance, spec: EnvSpec, backend: str, opts: EvalOptions) -> Path:
+    """Where the gold patch's own run of `row` (as it is) in this environment and sandbox is kept."""
+    key = json.dumps([backend, opts.network, spec.fingerprint, row.model_dump(mode="json")], sort_keys=True)
+    return opts.store / "gold-runs" / backend / hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _gold_run(row: TaskInstance, spec: EnvSpec, backend: str, opts: EvalOptions, log: list[str]) -> GoldRun | None:
+    """What the gold patch's own run of `row` here did to its required tests: kept, else run once now."""
+    folder = _gold_folder(row, spec, backend, opts)
+    if not (folder / GOLD_RECORD).exists():
+        log.append(f"running the gold patch, whose run here judges this one's XFAIL and network failures: {folder}")
+        folder.mkdir(parents=True, exist_ok=True)
+        gold_log = []
+        try:
+            _run(row, row.patch, opts, InstanceReport(), folder, gold_log)
+        except INFRASTRUCTURE_ERRORS as exc:  # a NeedsNetwork of the gold patch comes after its record is kept
+            gold_log.append(f"{ERROR_MARK}{type(exc).__name__}: {exc}")
+        (folder / "run_instance.log").write_text("\n".join(gold_log) + "\n")
+    if not (folder / GOLD_RECORD).exists():
+        log.append("the gold patch's run gave no results: this patch's XFAIL and network failures count as failures")
+        return None
+    return GoldRun.model_validate_json((folder / GOLD_RECORD).read_text())
 
 
 def _test_files(sandbox: Sandbox, test_patch: str) -> list[str]:
