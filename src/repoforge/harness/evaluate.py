@@ -4,11 +4,16 @@
                                                         patch.diff, eval.sh}
     <report_dir>/<model>.<run_id>.json
 
-An instance whose report.json exists is not evaluated again, so rerunning a run_id resumes it.
+An instance whose report.json exists is not evaluated again, so rerunning a run_id resumes it; the run report
+covers every instance of the run evaluated so far. Run ids, model names and instance ids never name a folder outside
+their place (see names.py). The gold patch's own run of a row, in each environment and sandbox, is kept in the
+store (gold-runs/): other patches' XFAIL and network failures are judged by it (see grade.py).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import posixpath
@@ -16,29 +21,33 @@ import shutil
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from repoforge.env.build import BuildFailed, ensure_env, env_folder, plan, requirement_names
 from repoforge.env.metadata import ProjectMetadata, read_metadata
 from repoforge.forge import default_store, run_all, write_atomic
 from repoforge.git.locate import RepoPlaces, find_repository, has_commit
 from repoforge.git.repo import GitError, apply_patch, checkout, commit_date, paths_in_patch
-from repoforge.harness.grade import (NeedsNetwork, Results, apply_with_fallback, check_online, consistent, grade,
-                                     restore_from_base, test_files_touched)
+from repoforge.harness.dataset import patch_problem
+from repoforge.harness.grade import (NeedsNetwork, Results, apply_with_fallback, check_online, consistent,
+                                     gold_evidence, grade, restore_from_base, test_files_touched, xfail_rule)
+from repoforge.names import check_run_id, model_folder
 from repoforge.sandbox import SandboxError, get_backend
 from repoforge.sandbox.base import PatchError, Sandbox
-from repoforge.schema import AbsolutePath, EnvSpec, InstanceReport, Prediction, TaskInstance
+from repoforge.schema import AbsolutePath, EnvSpec, GoldRun, InstanceReport, Prediction, TaskInstance
 from repoforge.testrun.command import render
 from repoforge.testrun.logparsers import UnknownLogParser, parse_log, swebench_parser
 from repoforge.validate import RunFailed, existing_files, run_tests
 
 
 ERROR_MARK = "evaluation error: "
+GOLD_RECORD = "gold.json"
 
 
 class EvalOptions(BaseModel):
-    run_id: str
+    run_id: Annotated[str, AfterValidator(check_run_id)]
     store: AbsolutePath = Field(default_factory=default_store)
     log_dir: AbsolutePath = Path("logs/run_evaluation")
     report_dir: AbsolutePath = Path(".")
@@ -53,12 +62,8 @@ class EvalOptions(BaseModel):
         return RepoPlaces(store=self.store, mirror=self.repo_mirror, sources_file=self.sources_file)
 
 
-def model_dir(name: str) -> str:
-    return name.replace("/", "__")
-
-
 def instance_log_dir(opts: EvalOptions, prediction: Prediction, instance_id: str) -> Path:
-    return opts.log_dir / opts.run_id / model_dir(prediction.model_name_or_path) / instance_id
+    return opts.log_dir / opts.run_id / model_folder(prediction.model_name_or_path) / instance_id
 
 
 def environment(row: TaskInstance, opts: EvalOptions, backend, log: list[str]) -> tuple[Path, EnvSpec, str]:
@@ -144,13 +149,15 @@ def evaluate_one(row: TaskInstance, prediction: Prediction, opts: EvalOptions) -
     folder.mkdir(parents=True, exist_ok=True)
     start, log = time.monotonic(), []
     patch = prediction.model_patch or ""
-    (folder / "patch.diff").write_text(patch)
+    (folder / "patch.diff").write_text(patch, errors="backslashreplace")  # a lone surrogate shows as \ud800
     report = InstanceReport(patch_is_None=prediction.model_patch is None, patch_exists=bool(patch.strip()))
-    if report.patch_exists:
+    malformed = patch_problem(patch) if report.patch_exists else None
+    if malformed:  # the model's failure, graded as a patch that does not apply
+        log.append(f"malformed prediction: {malformed}; not applied")
+    elif report.patch_exists:
         try:
             _run(row, patch, opts, report, folder, log)
-        except (GitError, SandboxError, BuildFailed, PatchError, NeedsNetwork, NothingToRun,
-                UnknownLogParser) as exc:
+        except INFRASTRUCTURE_ERRORS as exc:
             report.error = f"{type(exc).__name__}: {exc.summary() if isinstance(exc, BuildFailed) else exc}"
         except Exception as exc:  # a harness bug: recorded as this instance's error, the run goes on
             report.error = f"internal error {type(exc).__name__}: {exc}"
@@ -192,10 +199,15 @@ def _run(row: TaskInstance, patch: str, opts: EvalOptions, report: InstanceRepor
             log.append(exc.reason)
         report.seconds["tests"] = round(time.monotonic() - tests_started, 3)
         (folder / "test_output.txt").write_text(output)
-        grade(report, statuses, row.FAIL_TO_PASS, row.PASS_TO_PASS, files,
-              Results(parser, parse_log(parser, output)) if parser else None)
+        gold = functools.cache(lambda: _gold_run(row, spec, backend.name, opts, log))
+        decided = grade(report, statuses, row.FAIL_TO_PASS, row.PASS_TO_PASS, files,
+                        Results(parser, parse_log(parser, output)) if parser else None,
+                        xfail_rule(row, parser, patch == row.patch, gold))
+        if run and patch == row.patch:
+            write_atomic(_gold_folder(row, spec, backend.name, opts) / GOLD_RECORD,
+                         gold_evidence(report, decided, run.failures).model_dump_json(indent=2))
         if run and not opts.network:  # online, a network failure is not the sandbox's doing
-            check_online(report, run.failures)
+            check_online(report, run.failures, gold)
         if run and not consistent(statuses, run.result.exit_code):
             log.append(f"exit code {run.result.exit_code} disagrees with the parsed results: not resolved")
             report.resolved = False
@@ -205,6 +217,34 @@ def _run(row: TaskInstance, patch: str, opts: EvalOptions, report: InstanceRepor
 
 class NothingToRun(Exception):
     """The row's test_patch leaves no Python file to run: a defect of the row, not of the patch."""
+
+
+# What ends an instance's evaluation as an error of the harness or the environment, apart from the model's failures.
+INFRASTRUCTURE_ERRORS = (GitError, SandboxError, BuildFailed, PatchError, NeedsNetwork, NothingToRun, UnknownLogParser)
+
+
+def _gold_folder(row: TaskInstance, spec: EnvSpec, backend: str, opts: EvalOptions) -> Path:
+    """Where the gold patch's own run of `row` (as it is) in this environment and sandbox is kept."""
+    key = json.dumps([backend, opts.network, spec.fingerprint, row.model_dump(mode="json")], sort_keys=True)
+    return opts.store / "gold-runs" / backend / hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _gold_run(row: TaskInstance, spec: EnvSpec, backend: str, opts: EvalOptions, log: list[str]) -> GoldRun | None:
+    """What the gold patch's own run of `row` here did to its required tests: kept, else run once now."""
+    folder = _gold_folder(row, spec, backend, opts)
+    if not (folder / GOLD_RECORD).exists():
+        log.append(f"running the gold patch, whose run here judges this one's XFAIL and network failures: {folder}")
+        folder.mkdir(parents=True, exist_ok=True)
+        gold_log = []
+        try:
+            _run(row, row.patch, opts, InstanceReport(), folder, gold_log)
+        except INFRASTRUCTURE_ERRORS as exc:  # a NeedsNetwork of the gold patch comes after its record is kept
+            gold_log.append(f"{ERROR_MARK}{type(exc).__name__}: {exc}")
+        (folder / "run_instance.log").write_text("\n".join(gold_log) + "\n")
+    if not (folder / GOLD_RECORD).exists():
+        log.append("the gold patch's run gave no results: this patch's XFAIL and network failures count as failures")
+        return None
+    return GoldRun.model_validate_json((folder / GOLD_RECORD).read_text())
 
 
 def _test_files(sandbox: Sandbox, test_patch: str) -> list[str]:
@@ -298,10 +338,13 @@ def _error_reason(folder: Path) -> str:
 
 
 def evaluate(rows: list[TaskInstance], predictions: dict[str, Prediction], opts: EvalOptions, workers: int,
-             skipped: dict[str, str] | None = None) -> tuple[dict, Path]:
-    """Evaluate every row that has a prediction; return the run report and where it was written."""
+             skipped: dict[str, str] | None = None, instance_ids: set[str] | None = None) -> tuple[dict, Path]:
+    """Evaluate every row that has a prediction (of `instance_ids` only, if given); return the run report and where
+    it was written. The report covers every instance of the run evaluated so far, so a rerun of the run id with
+    other instance ids adds to it."""
     skipped = skipped or {}
-    todo = [row for row in rows if row.instance_id in predictions and not _done(opts, predictions[row.instance_id], row)]
+    chosen = {i: p for i, p in predictions.items() if instance_ids is None or i in instance_ids}
+    todo = [row for row in rows if row.instance_id in chosen and not _done(opts, chosen[row.instance_id], row)]
     # Each environment is built once, ahead of the instances that need it; then the instances with the
     # most tests (the slowest, as a rule) go first, so that no straggler ends the run alone.
     backend = get_backend(opts.sandbox).name
@@ -309,10 +352,11 @@ def evaluate(rows: list[TaskInstance], predictions: dict[str, Prediction], opts:
     to_build = [r for r in _one_per_environment(todo) if not _env_built(r, opts.store, backend)]
     run_all(to_build, lambda row: _prepare(row, opts), workers, "environments", opts.ray_address, backend)
     todo.sort(key=lambda row: len(row.FAIL_TO_PASS) + len(row.PASS_TO_PASS), reverse=True)
-    run_all(todo, lambda row: evaluate_one(row, predictions[row.instance_id], opts), workers, f"eval {opts.run_id}",
+    run_all(todo, lambda row: evaluate_one(row, chosen[row.instance_id], opts), workers, f"eval {opts.run_id}",
             opts.ray_address, backend)
-    report = run_report(rows, predictions, opts, skipped)
-    model = model_dir(next(iter(predictions.values())).model_name_or_path) if predictions else "none"
+    evaluated = {i: p for i, p in predictions.items() if i in chosen or instance_log_dir(opts, p, i).exists()}
+    report = run_report(rows, evaluated, opts, skipped)
+    model = model_folder(next(iter(predictions.values())).model_name_or_path) if predictions else "none"
     path = opts.report_dir / f"{model}.{opts.run_id}.json"
     write_atomic(path, json.dumps(report, indent=2))
     return report, path
