@@ -503,23 +503,41 @@ def _install(installer: Installer, strategy, meta: ProjectMetadata) -> str:
     return version.group(1)
 
 
-def _check_import(installer: Installer, meta: ProjectMetadata) -> None:
-    """Import the project where its tests will: an optional test requirement that installs but breaks the
-    import (a binding whose C library is missing) is left out, and the strategy runs again."""
-    if not meta.name:
-        return
-    package = canonicalize_name(meta.name).replace("-", "_")
-    found = " || ".join(f"[ -e {TESTBED}/{path} ]" for path in (package, f"src/{package}", f"{package}.py"))
-    imported = installer.run(f"if {found}; then cd /tmp && {installer.box.venv}/bin/python -c 'import {package}'; fi")
-    if imported.exit_code == 0:
-        return
-    culprit = next((m for m in map(canonicalize_name, re.findall(r"site-packages/(\w+)(?:/|\.py)", imported.output))
-                    if m in installer.droppable and m not in installer.spec.dropped), None)
-    installer.log.append(f"$ import {package}\n{_tail(imported.output)}")
-    if culprit:
-        installer.spec.dropped.append(culprit)
-        raise Reinstall(f"the test requirement {culprit} breaks `import {package}`: left out")
+# Imports each name given; prints those that fail with anything but ImportError (a missing optional part, or
+# another import name, is no fault), with the installed packages in the traceback.
+IMPORT_PROBE = r"""
+import importlib, re, sys, traceback
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        pass
+    except BaseException:
+        print("BROKEN", name, *re.findall(r"site-packages/(\w+)", traceback.format_exc()))
+"""
 
+
+def _check_import(installer: Installer, meta: ProjectMetadata) -> None:
+    """Import the optional test requirements, and the project where its tests will: one that installs but
+    does not import (a binding whose C library is missing) is left out, and the strategy runs again."""
+    optional = sorted(n.replace("-", "_") for n in installer.droppable - set(installer.spec.dropped))
+    package = canonicalize_name(meta.name).replace("-", "_") if meta.name else None
+    own = package and installer.run(" || ".join(f"[ -e {TESTBED}/{path} ]" for path in
+                                                (package, f"src/{package}", f"{package}.py"))).exit_code == 0
+    names = [*optional, *([package] if own else [])]
+    if not names:
+        return
+    probe = installer.run(f"cd /tmp && {installer.box.venv}/bin/python -c {_shell([IMPORT_PROBE])} {' '.join(names)}")
+    for line in probe.output.splitlines():
+        if not line.startswith("BROKEN "):
+            continue
+        name, *modules = line.split()[1:]
+        culprit = next((m for m in map(canonicalize_name, [name, *modules])
+                        if m in installer.droppable and m not in installer.spec.dropped), None)
+        installer.log.append(f"$ import {name}: fails ({', '.join(modules)})")
+        if culprit:
+            installer.spec.dropped.append(culprit)
+            raise Reinstall(f"the test requirement {culprit} installs but does not import: left out")
 
 
 def _broken_plugin(output: str) -> str | None:
