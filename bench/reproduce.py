@@ -68,10 +68,11 @@ def median(values: list[float]) -> float | None:
 
 
 def main() -> None:
-    args = evalrun.parser(__doc__, "reproduce", timeout=600, workers_help="instances evaluated at once").parse_args()
+    parser = evalrun.parser(__doc__, "reproduce", timeout=600, workers_help="instances evaluated at once")
+    parser.add_argument("--tag", default=str(int(time.time())), help="names the runs; the same tag resumes them")
+    args = parser.parse_args()
     rows, skipped = load_dataset(args.dataset)
-    stamp = int(time.time())
-    options = {kind: evalrun.options(args, f"{kind}-{stamp}") for kind in ("gold", "base")}
+    options = {kind: evalrun.options(args, f"{kind}-{args.tag}") for kind in ("gold", "base")}
     start = time.monotonic()
     reports = {kind: evaluate(rows, predictions(kind, rows), opts, args.workers)[0] for kind, opts in options.items()}
     per_row, per_repo = {}, defaultdict(lambda: defaultdict(list))

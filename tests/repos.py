@@ -159,3 +159,19 @@ def plugin_marker(path: Path) -> RepoBuilder:
         "tests/test_marked.py": "from marked import double\n\n\ndef test_double():\n    assert double(2) == 4\n",
     })
     return repo
+
+
+def broken_binding(path: Path) -> RepoBuilder:
+    """Lists for its tests a binding (eccodes) that installs from the index but does not import without its C
+    library, which no index has; the package imports it where present, as optional features do."""
+    repo = RepoBuilder(path, remote="https://github.com/example/gridded.git")
+    pyproject = ('[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+                 '[project]\nname = "gridded"\nversion = "0.1"\n'
+                 'classifiers = ["Programming Language :: Python :: 3.11"]\n')
+    package = ("try:\n    import eccodes\nexcept ImportError:\n    eccodes = None\n\n\n"
+               "def cells(rows, columns):\n    return rows * columns\n")
+    repo.commit("Initial gridded", "2023-01-05T09:00:00+00:00", {
+        "pyproject.toml": pyproject, "requirements-test.txt": "pytest\neccodes\n", "gridded/__init__.py": package,
+        "tests/test_gridded.py": "from gridded import cells\n\n\ndef test_cells():\n    assert cells(2, 3) == 6\n",
+    })
+    return repo

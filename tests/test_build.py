@@ -208,3 +208,11 @@ def test_a_plugin_whose_marker_the_conftest_uses_is_installed(tmp_path, store):
     repo = repos.plugin_marker(tmp_path / "marked")
     _, statuses = build_and_run(tmp_path, store, repo, ["tests/test_marked.py"])
     assert statuses == {"tests/test_marked.py::test_double": "PASSED"}
+
+
+@pytest.mark.slow
+def test_a_test_requirement_that_installs_but_does_not_import_is_left_out(tmp_path, store):
+    repo = repos.broken_binding(tmp_path / "gridded")
+    spec, statuses = build_and_run(tmp_path, store, repo, ["tests/test_gridded.py"])
+    assert statuses == {"tests/test_gridded.py::test_cells": "PASSED"}
+    assert spec.dropped == ["eccodes"]

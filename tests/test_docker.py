@@ -182,4 +182,6 @@ def test_store_counts_shared_layers_once(runs):
     for image in ours:
         assert image.own_bytes < 5_000_000  # the repository alone; the environment is shared
         assert image.apparent_bytes > 50_000_000  # what a full image per instance would carry
-    assert usage.unique_bytes < usage.full_image_per_instance_bytes
+    # Other images on the engine do not count: our instances plus one stack under them cost less than a
+    # full image each (the store's own totals are checked exactly in tests/test_store.py).
+    assert sum(i.own_bytes for i in ours) + max(i.apparent_bytes for i in ours) < sum(i.apparent_bytes for i in ours)

@@ -256,6 +256,6 @@ def test_swebench_parsers_are_found_by_name_or_repository_only():
     for name in ("parse_log_gotest", "__import__('os').system('true')", "TestStatus"):
         with pytest.raises(UnknownLogParser, match="is not one of swebench's Python log parsers"):
             swebench_parser(name, "example/calcpkg")
-    pytest_log = "PASSED [100%]\nFAILED tests/x.py::test_b - assert 1 == 2\n"
+    pytest_log = "PASSED [100%]\nFAILED tests/x.py::test_b - assert 1 == 2\nERROR: file or directory not found: x\n"
     assert parse_log("parse_log_pytest", pytest_log) == {"[100%]": P, "tests/x.py::test_b": F}
     assert parse_log("parse_log_sympy", "test_c ok\ntest_d F\n") == {"test_c": P, "test_d": F}

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from repoforge import forge as pipeline
@@ -134,22 +136,27 @@ def evaluate(
     from repoforge.harness.evaluate import EvalOptions, evaluate as run_evaluation
 
     values = {"store": store} if store is not None else {}
-    opts = EvalOptions(run_id=run_id, log_dir=log_dir, report_dir=report_dir, repo_mirror=repo_mirror,
-                       sandbox=_check_sandbox(sandbox), timeout=timeout, ray_address=ray_address, network=network,
-                       **values)
+    try:
+        opts = EvalOptions(run_id=run_id, log_dir=log_dir, report_dir=report_dir, repo_mirror=repo_mirror,
+                           sandbox=_check_sandbox(sandbox), timeout=timeout, ray_address=ray_address, network=network,
+                           **values)
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.errors()[0]["msg"].removeprefix("Value error, "), param_hint="--run-id") from None
     try:
         path = hub.download(dataset, opts.store / "datasets") if hub.is_hub_name(dataset) else Path(dataset)
         rows, skipped = load_dataset(path)
         opts.sources_file = sources_beside(path)
         chosen = load_predictions(predictions, rows)
     except DatasetError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2)
     for instance_id, why in skipped.items():
-        console.print(f"[yellow]skipping {instance_id}: {why}[/yellow]")
-    if instance_ids:
-        chosen = {i: p for i, p in chosen.items() if i in set(instance_ids)}
-    report, path = run_evaluation(rows, chosen, opts, max_workers, skipped)
+        console.print(f"[yellow]skipping {escape(instance_id)}: {escape(why)}[/yellow]")
+    unknown = sorted(set(instance_ids or ()) - {r.instance_id for r in rows} - set(skipped))
+    if unknown:
+        console.print(f"[red]--instance-ids: not in the dataset: {escape(', '.join(unknown))}[/red]")
+        raise typer.Exit(2)
+    report, path = run_evaluation(rows, chosen, opts, max_workers, skipped, set(instance_ids) if instance_ids else None)
     table = Table(title=f"eval {run_id}")
     table.add_column("instances")
     table.add_column("count", justify="right")

@@ -103,7 +103,11 @@ def mine_sources(sources: list[str], opts: ForgeOptions) -> list[Candidate]:
             rejections.append(Rejection(stage="source", reason="unusable source", detail=f"{source}: {exc}"))
             continue
         repos[name] = str(path)
-        keep_clone(path, name, opts.store)  # rows forged from it are evaluated wherever they are taken
+        try:  # rows forged from it are then evaluated wherever they are taken
+            keep_clone(path, name, opts.store)
+        except GitError as exc:
+            console.print(f"[yellow]{source}: not kept in the store ({exc}); eval finds it through "
+                          f"{opts.out / 'sources.json'}[/yellow]")
         candidates += found
         rejections += rejected
     if opts.max_candidates is not None:

@@ -9,8 +9,25 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
+from repoforge.names import check_folder_name
+
 # Work runs in other processes (Ray workers) with other working folders: paths travel absolute.
 AbsolutePath = Annotated[Path, AfterValidator(lambda path: path.expanduser().resolve())]
+# An instance id names its log folder (SWE-bench's layout), so it must be able to name one, and nothing else.
+InstanceId = Annotated[str, AfterValidator(check_folder_name)]
+
+
+def check_utf8_text(text: str) -> str:
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"not UTF-8 text: a lone surrogate at character {exc.start}") from None
+    return text
+
+
+# What is written to files and sandboxes as it is (patches): a lone surrogate (from a \ud800 escape, or bytes of a
+# file that were not UTF-8) cannot be.
+Text = Annotated[str, AfterValidator(check_utf8_text)]
 
 
 class TestStatus(str, Enum):
@@ -85,10 +102,10 @@ class TaskInstance(BaseModel):
     """A SWE-bench row (FAIL_TO_PASS / PASS_TO_PASS as lists) plus the environment."""
 
     repo: str
-    instance_id: str
+    instance_id: InstanceId
     base_commit: str
-    patch: str
-    test_patch: str
+    patch: Text
+    test_patch: Text
     problem_statement: str
     hints_text: str = ""
     created_at: str
@@ -109,7 +126,12 @@ class TaskInstance(BaseModel):
     @classmethod
     def _decode_json_list(cls, value):
         # SWE-bench's published rows carry these as JSON-encoded strings.
-        return json.loads(value) if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError("text that is not JSON, where a list of test ids is expected") from None
 
 
 class Rejection(BaseModel):
@@ -132,9 +154,19 @@ class ValidationResult(BaseModel):
 class Prediction(BaseModel):
     """An agent's answer for one instance, in SWE-bench's prediction format."""
 
-    instance_id: str
-    model_name_or_path: str
+    instance_id: InstanceId
+    model_name_or_path: str = Field(min_length=1)
+    # Not checked here: a patch that is not UTF-8 text is that instance's malformed prediction, graded not applied.
     model_patch: str | None = None
+
+
+class GoldRun(BaseModel):
+    """What the gold patch's own run of a row did to its required tests, in one environment and sandbox: the evidence
+    a candidate's XFAIL and network failures are judged by (see harness/grade.py)."""
+
+    failed: list[str] = Field(default_factory=list)
+    needs_network: list[str] = Field(default_factory=list)  # of those, the ones whose failure says it was offline
+    xfail: list[str] = Field(default_factory=list)
 
 
 class TestsStatus(BaseModel):

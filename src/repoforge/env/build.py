@@ -114,6 +114,11 @@ def requirements_for_tests(meta: ProjectMetadata, interpreter_newer: bool = Fals
     return [str(r) for r in kept] + [tool for tool in ("pytest", "setuptools") if tool not in names]
 
 
+def requirement_names(meta: ProjectMetadata) -> set[str]:
+    """The packages a project declares it needs to run or to test."""
+    return {canonicalize_name(r.name) for r in _names(meta.dependencies + meta.test_requirements)}
+
+
 def _highest_pins(requirements: list[Requirement]) -> list[Requirement]:
     highest: dict[str, tuple[Version, Requirement]] = {}
     for req in requirements:
@@ -131,8 +136,9 @@ def _version(text: str) -> Version:
         return Version("0")
 
 
-def fingerprint(python: str, cutoff: str, root: Path, meta: ProjectMetadata) -> str:
-    digest = hashlib.sha256(f"{RECIPE_VERSION}\0{python}\0{cutoff}\0".encode())
+def fingerprint(python: str, cutoff: str, root: Path, meta: ProjectMetadata, facts: list = ()) -> str:
+    """What decides an environment: the recipe, python, cutoff, manifests, layout, plugins and other `facts`."""
+    digest = hashlib.sha256(f"{RECIPE_VERSION}\0{python}\0{cutoff}\0{facts}\0".encode())
     for name in meta.manifest_files:
         digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
     # The editable install's path entry depends on the layout, not on the code.
@@ -166,10 +172,7 @@ class Installer:
         tests' `numpy==1.16.*` goes)."""
         repairs = 0
         while True:
-            # Compiled as pip compiles: a dependency's compile-time warnings (an invalid escape) must not
-            # reach tests that turn warnings into errors, and sandboxes never write bytecode.
-            argv = [self.box.uv, "pip", "install", "--compile-bytecode", "--python", f"{self.box.venv}/bin/python",
-                    *args, *tests]
+            argv = [self.box.uv, "pip", "install", "--python", f"{self.box.venv}/bin/python", *args, *tests]
             if dated:
                 argv[3:3] = self._cutoff_args()
             if self.spec.install_env:
@@ -224,6 +227,10 @@ class Installer:
                 return True
         for name in re.findall(r"Failed to (?:build|download and build) `([\w.\-]+)(?:[=@ ][^`]*)?`", output):
             if self._floor(name, _after(index.first_wheel_date(name, self.spec.python))):
+                return True
+        # Releases whose metadata uv cannot parse (old pandas' `pytz (>=2011k)`): the next release is the first.
+        for name, version in re.findall(r"Metadata for `([\w.\-]+)` \(v([^)\s]+)\) could not be parsed", output):
+            if self._floor(name, _after(index.next_release_date(name, version))):
                 return True
         return False
 
@@ -298,7 +305,8 @@ def declared_requirements(inst: Installer, extras: list[str]) -> list[str]:
 
 
 def _tests(inst: Installer, meta: ProjectMetadata) -> list[str]:
-    return requirements_for_tests(meta, interpreter_newer=bool(tooling_floors(inst.spec.python, inst.spec.exclude_newer)))
+    wanted = requirements_for_tests(meta, interpreter_newer=bool(tooling_floors(inst.spec.python, inst.spec.exclude_newer)))
+    return [r for r in wanted if _requirement_name(r) not in inst.spec.dropped]
 
 
 def _target(extras: list[str]) -> str:
@@ -349,9 +357,16 @@ STRATEGIES = [("editable", strategy_editable), ("compat-editable", strategy_comp
 
 # --- the entry point --------------------------------------------------------------------------
 
-def plan(repo: Path, commit: str, commit_date: str, worktree: Path, backend: Backend) -> tuple[EnvSpec, ProjectMetadata]:
-    """Read the checkout at `worktree` (of `commit`) and decide python, cutoff and fingerprint."""
+def plan(repo: Path, commit: str, commit_date: str, worktree: Path, backend: Backend,
+         version_commit: str | None = None, also: list[str] = ()) -> tuple[EnvSpec, ProjectMetadata]:
+    """Read the checkout at `worktree` (of `commit`) and decide python, cutoff and fingerprint.
+
+    The project's own version is the last release tag before `version_commit` (default: `commit`): the
+    instance's, when an environment planned at a later commit serves it (tests may check the version).
+    `also` are more test requirements (another commit's), installed where they can be.
+    """
     meta = read_metadata(worktree)
+    meta.test_requirements += list(also)
     available = backend.pythons()
     python = choose_python(meta, commit_date, available)
     if python is None:
@@ -359,8 +374,8 @@ def plan(repo: Path, commit: str, commit_date: str, worktree: Path, backend: Bac
         raise BuildFailed(f"no suitable python (wants {wanted}; have {', '.join(available)})", [])
     cutoff = cutoff_date(commit_date, commit_date_of_last_change(repo, commit, meta.manifest_files))
     spec = EnvSpec(python=python, exclude_newer=cutoff, package_floors=tooling_floors(python, cutoff),
-                   install_env=_scm_version(meta, release_version(repo, commit)))
-    spec.fingerprint = fingerprint(python, cutoff, worktree, meta)
+                   install_env=_scm_version(meta, release_version(repo, version_commit or commit)))
+    spec.fingerprint = fingerprint(python, cutoff, worktree, meta, [*sorted(spec.install_env.items()), *also])
     return spec, meta
 
 
@@ -413,14 +428,11 @@ def _build(spec: EnvSpec, meta: ProjectMetadata, box: BuildBox, env_dir: Path) -
         log: list[str] = []
         installer = Installer(box, trial, log, droppable)
         try:
-            try:
-                runner = _install(installer, strategy, meta)
-            except PluginDated:  # once more, with the plugin as old as the runner
-                runner = _install(installer, strategy, meta)
+            runner = _install_retrying(installer, strategy, meta)
             plugins = [p for p in meta.pytest_plugins if for_tests(meta, _plugin_distribution(p))]
             trial.test_command = test_command(trial.test_runner, runner.version, plugins)
             trial.runner_version, trial.runner_plugins, trial.runner_summary = runner
-        except (InstallError, PluginDated) as exc:
+        except (InstallError, Reinstall) as exc:
             attempts.append(BuildAttempt(strategy=name, ok=False, seconds=time.monotonic() - start, error=str(exc)))
             (env_dir / f"build-{name}.log").write_text("\n".join(log))
             continue
@@ -444,8 +456,12 @@ def _plugin_distribution(plugin: str) -> str:
     return name if name.startswith("pytest-") else f"pytest-{name}"
 
 
-class PluginDated(Exception):
-    """A pytest plugin broke the runner and now has the runner's release date as its cutoff."""
+COMPILE = ("{python} -W ignore -m compileall -q -j 0 "
+           "\"$({python} -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')\" >/dev/null 2>&1; true")
+
+
+class Reinstall(Exception):
+    """What the install gave broke the runner or the project; the cause is repaired, the strategy runs again."""
 
 
 # A trivial test, run where the project's conftest cannot interfere: every installed plugin takes part.
@@ -463,6 +479,15 @@ class Runner(NamedTuple):
     summary: bool  # whether the console summary names each outcome (no plugin replaced pytest's)
 
 
+def _install_retrying(installer: Installer, strategy, meta: ProjectMetadata, tries: int = 3) -> Runner:
+    for _ in range(tries - 1):
+        try:
+            return _install(installer, strategy, meta)
+        except Reinstall as exc:
+            installer.log.append(f"once more: {exc}")
+    return _install(installer, strategy, meta)
+
+
 def _install(installer: Installer, strategy, meta: ProjectMetadata) -> Runner:
     """A fresh venv, the strategy, then proof that pytest runs a test: the runner, as the proof ran it."""
     box = installer.box
@@ -470,6 +495,10 @@ def _install(installer: Installer, strategy, meta: ProjectMetadata) -> Runner:
     if created.exit_code != 0:
         raise InstallError(created.output)
     strategy(installer, meta)
+    # Compiled as pip compiles: a dependency's compile-time warning (an invalid escape) must not reach
+    # tests that turn warnings into errors, and sandboxes write no bytecode. (uv's --compile-bytecode
+    # needs Python 3.7.)
+    installer.run(COMPILE.format(python=f"{box.venv}/bin/python"), timeout=INSTALL_TIMEOUT)
     check = installer.run(f"{box.venv}/bin/python -m pytest --version")
     version = re.search(r"py\.?test(?: version)? (\d+\.\d+(?:\.\d+)?)", check.output)
     if check.exit_code != 0 or not version:
@@ -479,13 +508,51 @@ def _install(installer: Installer, strategy, meta: ProjectMetadata) -> Runner:
     if probe.exit_code != 0:
         plugin = _broken_plugin(probe.output)
         if plugin and installer.date_like(plugin, "pytest", version.group(1)):
-            raise PluginDated(plugin)
+            raise Reinstall(f"the pytest plugin {plugin} broke pytest: now dated like it")
         raise InstallError(f"pytest {version.group(1)} cannot run a trivial test:\n" + _tail(probe.output))
     facts = installer.run(runner_facts_command(f"{box.venv}/bin/python"))
     if facts.exit_code != 0:
         raise InstallError("cannot list the installed pytest plugins:\n" + _tail(facts.output))
     summary = re.search(r"^PASSED test_probe\.py::test_probe", probe.output, re.MULTILINE) is not None
+    _check_import(installer, meta)
     return Runner(version.group(1), read_runner_facts(facts.output)[1], summary)
+
+
+# Imports each name given; prints those that fail with anything but ImportError (a missing optional part, or
+# another import name, is no fault), with the installed packages in the traceback.
+IMPORT_PROBE = r"""
+import importlib, re, sys, traceback
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        pass
+    except BaseException:
+        print("BROKEN", name, *re.findall(r"site-packages/(\w+)", traceback.format_exc()))
+"""
+
+
+def _check_import(installer: Installer, meta: ProjectMetadata) -> None:
+    """Import the optional test requirements, and the project where its tests will: one that installs but
+    does not import (a binding whose C library is missing) is left out, and the strategy runs again."""
+    optional = sorted(n.replace("-", "_") for n in installer.droppable - set(installer.spec.dropped))
+    package = canonicalize_name(meta.name).replace("-", "_") if meta.name else None
+    own = package and installer.run(" || ".join(f"[ -e {TESTBED}/{path} ]" for path in
+                                                (package, f"src/{package}", f"{package}.py"))).exit_code == 0
+    names = [*optional, *([package] if own else [])]
+    if not names:
+        return
+    probe = installer.run(f"cd /tmp && {installer.box.venv}/bin/python -c {_shell([IMPORT_PROBE])} {' '.join(names)}")
+    for line in probe.output.splitlines():
+        if not line.startswith("BROKEN "):
+            continue
+        name, *modules = line.split()[1:]
+        culprit = next((m for m in map(canonicalize_name, [name, *modules])
+                        if m in installer.droppable and m not in installer.spec.dropped), None)
+        installer.log.append(f"$ import {name}: fails ({', '.join(modules)})")
+        if culprit:
+            installer.spec.dropped.append(culprit)
+            raise Reinstall(f"the test requirement {culprit} installs but does not import: left out")
 
 
 def _broken_plugin(output: str) -> str | None:

@@ -4,34 +4,43 @@
                                                         patch.diff, eval.sh}
     <report_dir>/<model>.<run_id>.json
 
-An instance whose report.json exists is not evaluated again, so rerunning a run_id resumes it.
+An instance whose report.json exists is not evaluated again, so rerunning a run_id resumes it; the run report
+covers every instance of the run evaluated so far. Run ids, model names and instance ids never name a folder outside
+their place (see names.py). The gold patch's own run of a row, in each environment and sandbox, is kept in the
+store (gold-runs/): other patches' XFAIL and network failures are judged by it (see grade.py).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import posixpath
 import shlex
 import shutil
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
-from repoforge.env.build import BuildFailed, ensure_env, env_folder, plan
-from repoforge.env.metadata import read_metadata
+from repoforge.env.build import BuildFailed, ensure_env, env_folder, plan, requirement_names
+from repoforge.env.metadata import ProjectMetadata, read_metadata
 from repoforge.forge import default_store, run_all, write_atomic
 from repoforge.git.locate import RepoPlaces, find_repository, has_commit
 from repoforge.git.repo import GitError, apply_patch, checkout, commit_date, paths_in_patch
+from repoforge.harness.dataset import patch_problem
 from repoforge.harness.grade import (NeedsNetwork, Results, base_reach_checks, check_online, consistent,
-                                     disagreements, grade, reach_tampering)
+                                     disagreements, gold_evidence, grade, reach_tampering, xfail_rule)
 from repoforge.harness.patchtext import PatchRefused
 from repoforge.harness.patchtext import reaches as patch_reaches
 from repoforge.harness.tree import apply_model_patch, prepare_run, restore_plan
+from repoforge.names import check_run_id, model_folder
 from repoforge.sandbox import SandboxError, get_backend
 from repoforge.sandbox.base import PatchError, Sandbox
-from repoforge.schema import AbsolutePath, EnvSpec, InstanceReport, Prediction, TaskInstance
+from repoforge.schema import AbsolutePath, EnvSpec, GoldRun, InstanceReport, Prediction, TaskInstance
 from repoforge.testrun.command import runner_facts_command
 from repoforge.testrun.logparsers import UnknownLogParser, parse_log, swebench_parser
 from repoforge.testrun.parse import parse_pytest_log
@@ -39,10 +48,11 @@ from repoforge.validate import RunFailed, files_test, run_tests, runner_read, te
 
 
 ERROR_MARK = "evaluation error: "
+GOLD_RECORD = "gold.json"
 
 
 class EvalOptions(BaseModel):
-    run_id: str
+    run_id: Annotated[str, AfterValidator(check_run_id)]
     store: AbsolutePath = Field(default_factory=default_store)
     log_dir: AbsolutePath = Path("logs/run_evaluation")
     report_dir: AbsolutePath = Path(".")
@@ -57,27 +67,20 @@ class EvalOptions(BaseModel):
         return RepoPlaces(store=self.store, mirror=self.repo_mirror, sources_file=self.sources_file)
 
 
-def model_dir(name: str) -> str:
-    return name.replace("/", "__")
-
-
 def instance_log_dir(opts: EvalOptions, prediction: Prediction, instance_id: str) -> Path:
-    return opts.log_dir / opts.run_id / model_dir(prediction.model_name_or_path) / instance_id
+    return opts.log_dir / opts.run_id / model_folder(prediction.model_name_or_path) / instance_id
 
 
 def environment(row: TaskInstance, opts: EvalOptions, backend, log: list[str]) -> tuple[Path, EnvSpec, str]:
     """(repository, spec, env_ref): the row's own env when this backend can build it, else inferred."""
     repo = find_repository(row.repo, row.base_commit, opts.places())
-    own = row.env is not None and row.env.python in backend.pythons()
-    commit = row.base_commit if own else _setup_commit(repo, row, log)
     tree = opts.store / "work" / f"env-{row.instance_id}-{os.getpid()}"
     try:
-        checkout(repo, commit, tree)
-        if own:
+        if row.env is not None and row.env.python in backend.pythons():
+            checkout(repo, row.base_commit, tree)
             spec, meta = row.env.model_copy(update={"attempts": [], "install_steps": []}), read_metadata(tree)
         else:
-            _apply_manifest_changes(tree, row.patch, log)
-            spec, meta = plan(repo, commit, commit_date(repo, commit), tree, backend)
+            spec, meta = _plan_row(repo, row, tree, backend, log)
         spec, env_ref, reused = ensure_env(spec, meta, tree, opts.store, backend)
     finally:
         shutil.rmtree(tree, ignore_errors=True)
@@ -85,17 +88,49 @@ def environment(row: TaskInstance, opts: EvalOptions, backend, log: list[str]) -
     return repo, spec, env_ref
 
 
+def _plan_row(repo: Path, row: TaskInstance, tree: Path, backend, log: list[str]) -> tuple[EnvSpec, ProjectMetadata]:
+    """A row without our env (SWE-bench's), planned at its setup commit checked out at `tree`, with the fix's
+    manifest changes, and what the base commit declares for its tests that the setup commit does not."""
+    commit = _setup_commit(repo, row, log)
+    checkout(repo, commit, tree)
+    _apply_manifest_changes(tree, row.patch, log)
+    also = _base_only_requirements(repo, row.base_commit, tree, log) if commit != row.base_commit else []
+    return plan(repo, commit, commit_date(repo, commit), tree, backend, version_commit=row.base_commit, also=also)
+
+
+def _base_only_requirements(repo: Path, base: str, planned: Path, log: list[str]) -> list[str]:
+    """Names the base commit requires (to run or to test) that the planned tree no longer, or not yet, does:
+    its tests may import them. Names only: the planned cutoff chooses the release."""
+    tree = planned.with_name(planned.name + "-base")
+    try:
+        checkout(repo, base, tree)
+        base_meta = read_metadata(tree)
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+    also = sorted(requirement_names(base_meta) - requirement_names(read_metadata(planned)))
+    if also:
+        log.append(f"from the base commit's declarations: {', '.join(also)}")
+    return also
+
+
 def _setup_commit(repo: Path, row: TaskInstance, log: list[str]) -> str:
     """Where a row without our env is planned: its environment_setup_commit, as SWE-bench plans it.
 
     That commit is shared by every row of one version, so they share one environment, and their test
-    lists were made in an environment of that commit's dependencies.
+    lists were made in an environment of that commit's dependencies. A base commit made after it
+    (SWE-bench files some rows under an older version) may import what that commit did not declare
+    yet: such a row is planned at its base commit.
     """
-    commit = row.environment_setup_commit or row.base_commit
-    if commit != row.base_commit and not has_commit(repo, commit):
-        log.append(f"environment_setup_commit {commit[:12]} is not in the repository: planned at the base commit")
+    setup = row.environment_setup_commit or row.base_commit
+    if setup == row.base_commit:
+        return setup
+    if not has_commit(repo, setup):
+        log.append(f"environment_setup_commit {setup[:12]} is not in the repository: planned at the base commit")
         return row.base_commit
-    return commit
+    if datetime.fromisoformat(commit_date(repo, row.base_commit)) > datetime.fromisoformat(commit_date(repo, setup)):
+        log.append(f"the base commit is newer than environment_setup_commit {setup[:12]}: planned at the base commit")
+        return row.base_commit
+    return setup
 
 
 def _apply_manifest_changes(tree: Path, patch: str, log: list[str]) -> None:
@@ -119,13 +154,15 @@ def evaluate_one(row: TaskInstance, prediction: Prediction, opts: EvalOptions) -
     folder.mkdir(parents=True, exist_ok=True)
     start, log = time.monotonic(), []
     patch = prediction.model_patch or ""
-    (folder / "patch.diff").write_text(patch)
+    (folder / "patch.diff").write_text(patch, errors="backslashreplace")  # a lone surrogate shows as \ud800
     report = InstanceReport(patch_is_None=prediction.model_patch is None, patch_exists=bool(patch.strip()))
-    if report.patch_exists:
+    malformed = patch_problem(patch) if report.patch_exists else None
+    if malformed:  # the model's failure, graded as a patch that does not apply
+        log.append(f"malformed prediction: {malformed}; not applied")
+    elif report.patch_exists:
         try:
             _run(row, patch, opts, report, folder, log)
-        except (GitError, SandboxError, BuildFailed, PatchError, NeedsNetwork, NothingToRun,
-                UnknownLogParser) as exc:
+        except INFRASTRUCTURE_ERRORS as exc:
             report.error = f"{type(exc).__name__}: {exc.summary() if isinstance(exc, BuildFailed) else exc}"
         except Exception as exc:  # a harness bug: recorded as this instance's error, the run goes on
             report.error = f"internal error {type(exc).__name__}: {exc}"
@@ -160,7 +197,7 @@ def _run(row: TaskInstance, patch: str, opts: EvalOptions, report: InstanceRepor
             return
         files, spec = applied
         (folder / "eval.sh").write_text(_eval_script(row, sandbox, spec, files, opts.network))
-        _test_and_grade(row, sandbox, spec, files, parser, opts, report, folder, log)
+        _test_and_grade(row, patch, sandbox, spec, files, parser, backend.name, opts, report, folder, log)
     finally:
         sandbox.close()
 
@@ -190,8 +227,9 @@ def _apply(sandbox: Sandbox, row: TaskInstance, patch: str, spec: EnvSpec, repor
     return files, runner_read(spec, steps["runner"]) if runner else spec
 
 
-def _test_and_grade(row: TaskInstance, sandbox: Sandbox, spec: EnvSpec, files: list[str], parser: str | None,
-                    opts: EvalOptions, report: InstanceReport, folder: Path, log: list[str]) -> None:
+def _test_and_grade(row: TaskInstance, patch: str, sandbox: Sandbox, spec: EnvSpec, files: list[str],
+                    parser: str | None, backend: str, opts: EvalOptions, report: InstanceReport, folder: Path,
+                    log: list[str]) -> None:
     tests_started = time.monotonic()
     try:
         run = run_tests(sandbox, spec, files, opts.timeout)
@@ -201,8 +239,13 @@ def _test_and_grade(row: TaskInstance, sandbox: Sandbox, spec: EnvSpec, files: l
         log.append(exc.reason)
     report.seconds["tests"] = round(time.monotonic() - tests_started, 3)
     (folder / "test_output.txt").write_text(output)
-    grade(report, statuses, row.FAIL_TO_PASS, row.PASS_TO_PASS, files,
-          Results(parser, parse_log(parser, output)) if parser else None)
+    gold = functools.cache(lambda: _gold_run(row, spec, backend, opts, log))
+    decided = grade(report, statuses, row.FAIL_TO_PASS, row.PASS_TO_PASS, files,
+                    Results(parser, parse_log(parser, output)) if parser else None,
+                    xfail_rule(row, parser, patch == row.patch, gold))
+    if run and patch == row.patch:
+        write_atomic(_gold_folder(row, spec, backend, opts) / GOLD_RECORD,
+                     gold_evidence(report, decided, run.failures).model_dump_json(indent=2))
     if run:
         report.tampering += disagreements(report, statuses, parse_pytest_log(output), spec.runner_summary)
     if report.tampering:
@@ -210,7 +253,7 @@ def _test_and_grade(row: TaskInstance, sandbox: Sandbox, spec: EnvSpec, files: l
         report.resolved = False
         return
     if run and not opts.network:  # online, a network failure is not the sandbox's doing
-        check_online(report, run.failures)
+        check_online(report, run.failures, gold)
     if run and not consistent(statuses, run.result.exit_code):
         log.append(f"exit code {run.result.exit_code} disagrees with the parsed results: not resolved")
         report.resolved = False
@@ -218,6 +261,34 @@ def _test_and_grade(row: TaskInstance, sandbox: Sandbox, spec: EnvSpec, files: l
 
 class NothingToRun(Exception):
     """The row's test_patch leaves no Python file to run: a defect of the row, not of the patch."""
+
+
+# What ends an instance's evaluation as an error of the harness or the environment, apart from the model's failures.
+INFRASTRUCTURE_ERRORS = (GitError, SandboxError, BuildFailed, PatchError, NeedsNetwork, NothingToRun, UnknownLogParser)
+
+
+def _gold_folder(row: TaskInstance, spec: EnvSpec, backend: str, opts: EvalOptions) -> Path:
+    """Where the gold patch's own run of `row` (as it is) in this environment and sandbox is kept."""
+    key = json.dumps([backend, opts.network, spec.fingerprint, row.model_dump(mode="json")], sort_keys=True)
+    return opts.store / "gold-runs" / backend / hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _gold_run(row: TaskInstance, spec: EnvSpec, backend: str, opts: EvalOptions, log: list[str]) -> GoldRun | None:
+    """What the gold patch's own run of `row` here did to its required tests: kept, else run once now."""
+    folder = _gold_folder(row, spec, backend, opts)
+    if not (folder / GOLD_RECORD).exists():
+        log.append(f"running the gold patch, whose run here judges this one's XFAIL and network failures: {folder}")
+        folder.mkdir(parents=True, exist_ok=True)
+        gold_log = []
+        try:
+            _run(row, row.patch, opts, InstanceReport(), folder, gold_log)
+        except INFRASTRUCTURE_ERRORS as exc:  # a NeedsNetwork of the gold patch comes after its record is kept
+            gold_log.append(f"{ERROR_MARK}{type(exc).__name__}: {exc}")
+        (folder / "run_instance.log").write_text("\n".join(gold_log) + "\n")
+    if not (folder / GOLD_RECORD).exists():
+        log.append("the gold patch's run gave no results: this patch's XFAIL and network failures count as failures")
+        return None
+    return GoldRun.model_validate_json((folder / GOLD_RECORD).read_text())
 
 
 def _eval_script(row: TaskInstance, sandbox: Sandbox, spec: EnvSpec, files: list[str], network: bool) -> str:
@@ -303,10 +374,13 @@ def _error_reason(folder: Path) -> str:
 
 
 def evaluate(rows: list[TaskInstance], predictions: dict[str, Prediction], opts: EvalOptions, workers: int,
-             skipped: dict[str, str] | None = None) -> tuple[dict, Path]:
-    """Evaluate every row that has a prediction; return the run report and where it was written."""
+             skipped: dict[str, str] | None = None, instance_ids: set[str] | None = None) -> tuple[dict, Path]:
+    """Evaluate every row that has a prediction (of `instance_ids` only, if given); return the run report and where
+    it was written. The report covers every instance of the run evaluated so far, so a rerun of the run id with
+    other instance ids adds to it."""
     skipped = skipped or {}
-    todo = [row for row in rows if row.instance_id in predictions and not _done(opts, predictions[row.instance_id], row)]
+    chosen = {i: p for i, p in predictions.items() if instance_ids is None or i in instance_ids}
+    todo = [row for row in rows if row.instance_id in chosen and not _done(opts, chosen[row.instance_id], row)]
     # Each environment is built once, ahead of the instances that need it; then the instances with the
     # most tests (the slowest, as a rule) go first, so that no straggler ends the run alone.
     backend = get_backend(opts.sandbox).name
@@ -314,10 +388,11 @@ def evaluate(rows: list[TaskInstance], predictions: dict[str, Prediction], opts:
     to_build = [r for r in _one_per_environment(todo) if not _env_built(r, opts.store, backend)]
     run_all(to_build, lambda row: _prepare(row, opts), workers, "environments", opts.ray_address, backend)
     todo.sort(key=lambda row: len(row.FAIL_TO_PASS) + len(row.PASS_TO_PASS), reverse=True)
-    run_all(todo, lambda row: evaluate_one(row, predictions[row.instance_id], opts), workers, f"eval {opts.run_id}",
+    run_all(todo, lambda row: evaluate_one(row, chosen[row.instance_id], opts), workers, f"eval {opts.run_id}",
             opts.ray_address, backend)
-    report = run_report(rows, predictions, opts, skipped)
-    model = model_dir(next(iter(predictions.values())).model_name_or_path) if predictions else "none"
+    evaluated = {i: p for i, p in predictions.items() if i in chosen or instance_log_dir(opts, p, i).exists()}
+    report = run_report(rows, evaluated, opts, skipped)
+    model = model_folder(next(iter(predictions.values())).model_name_or_path) if predictions else "none"
     path = opts.report_dir / f"{model}.{opts.run_id}.json"
     write_atomic(path, json.dumps(report, indent=2))
     return report, path

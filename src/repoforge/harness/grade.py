@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from repoforge.harness.patchtext import REACHES
 from repoforge.mine import is_test_path
 from repoforge.sandbox import SandboxError
 from repoforge.sandbox.base import Step
-from repoforge.schema import InstanceReport, TestsStatus, TestStatus
+from repoforge.schema import GoldRun, InstanceReport, TaskInstance, TestsStatus, TestStatus
 from repoforge.testrun.parse import junit_would_name, with_swebench_spellings
-from repoforge.validate import PASSING
+from repoforge.validate import FAILING, PASSING
 
 # How a test that needs a live public service fails in an offline sandbox: names do not resolve, and
 # connections are refused or never answered (urllib, requests/urllib3, httpx, sockets, curl).
@@ -24,7 +24,8 @@ OFFLINE = re.compile(
 
 
 class NeedsNetwork(Exception):
-    """Tests the grade depends on failed because the sandbox is offline: the harness's failure, not the model's."""
+    """Tests the grade depends on failed as they fail in the gold patch's own offline run, for want of the network:
+    the harness's failure, not the model's (see check_online)."""
 
     def __init__(self, tests: list[str], other_failures: int):
         super().__init__(f"{len(tests)} test(s) need a live network service and the sandbox is offline: "
@@ -42,38 +43,75 @@ class Results(NamedTuple):
 
 
 def grade(report: InstanceReport, statuses: dict[str, TestStatus], fail_to_pass: list[str], pass_to_pass: list[str],
-          files: list[str], log: Results | None = None) -> None:
-    """Fill tests_status, decided_by and resolved; a test missing from the results counts as failed.
+          files: list[str], log: Results | None = None,
+          xfail_passes: Callable[[str], bool] = lambda test: False) -> dict[str, TestStatus | None]:
+    """Fill tests_status, decided_by and resolved; return each required test's status as decided (None: missing).
 
-    The JUnit results decide every required test they name (in any SWE-bench spelling) and every test they
-    would name if it existed (see junit_would_name), so no printed line can pass a test of the run. The row's
-    log parser, if it has one, decides only the rest, ids that name no such test: a wrapped progress line's
-    "[100%]", a test of an inner pytest run printed into the log.
+    A test passes when it ended PASSED, or XFAIL where `xfail_passes` says so (see xfail_rule); a test missing from
+    the results counts as failed. The JUnit results decide every required test they name (in any SWE-bench
+    spelling) and every test they would name if it existed (see junit_would_name), so no printed line can pass a
+    test of the run. The row's log parser, if it has one, decides only the rest, ids that name no such test: a
+    wrapped progress line's "[100%]", a test of an inner pytest run printed into the log.
     """
     junit = Results("junit", with_swebench_spellings(statuses))
-    report.decided_by = {}
+    report.decided_by, decided = {}, {}
     for key, tests in (("FAIL_TO_PASS", fail_to_pass), ("PASS_TO_PASS", pass_to_pass)):
         passed = []
         for test in tests:
             decider = junit if log is None or test in junit.statuses or junit_would_name(test, files) else log
             report.decided_by.setdefault(decider.source, []).append(test)
-            if decider.statuses.get(test) in PASSING:
+            decided[test] = status = decider.statuses.get(test)
+            if status in PASSING or (status == TestStatus.XFAIL and xfail_passes(test)):
                 passed.append(test)
         report.tests_status[key] = TestsStatus(success=passed, failure=[t for t in tests if t not in passed])
-    report.resolved = all(not report.tests_status[k].failure for k in ("FAIL_TO_PASS", "PASS_TO_PASS"))
+    report.resolved = not _failed(report)
+    return decided
+
+
+def _failed(report: InstanceReport) -> list[str]:
+    return [test for key in ("FAIL_TO_PASS", "PASS_TO_PASS") for test in report.tests_status[key].failure]
+
+
+def xfail_rule(row: TaskInstance, parser: str | None, gold_patch: bool,
+               gold: Callable[[], GoldRun | None]) -> Callable[[str], bool]:
+    """Whether a required test of `row` that ended XFAIL passed, for the gold patch or another.
+
+    SWE-bench counts XFAIL as passed (swebench.harness.grading.test_passed), and so does this grader on SWE-bench's
+    rows (a log_parser, or no env of ours and a repository swebench has a parser for): for the gold patch, and for
+    another patch where the gold patch's own run left that test XFAIL too, since library code calling pytest.xfail()
+    turns any failure into an XFAIL. Forge's rows hold only tests that ended PASSED: there XFAIL never passes.
+    """
+    if not (row.log_parser or (row.env is None and parser)):
+        return lambda test: False
+    if gold_patch:
+        return lambda test: True
+    return lambda test: test in (gold() or GoldRun()).xfail
+
+
+def gold_evidence(report: InstanceReport, decided: dict[str, TestStatus | None], failures: dict[str, str]) -> GoldRun:
+    """What a run of the gold patch, graded into `report`, says about the row's required tests in this sandbox."""
+    failed = _failed(report)
+    return GoldRun(failed=failed, needs_network=[t for t in failed if OFFLINE.search(failures.get(t, ""))],
+                   xfail=[test for test, status in decided.items() if status == TestStatus.XFAIL])
 
 
 def consistent(statuses: dict[str, TestStatus], exit_code: int) -> bool:
     """Whether the runner's exit code agrees with the parsed results (pytest: 0 iff nothing failed)."""
-    failed = any(status not in PASSING and status != TestStatus.SKIPPED for status in statuses.values())
+    failed = any(status in FAILING for status in statuses.values())
     return (exit_code == 0) != failed
 
 
-def check_online(report: InstanceReport, failures: dict[str, str]) -> None:
-    """Raise NeedsNetwork when failed FAIL_TO_PASS/PASS_TO_PASS tests say the network was unreachable."""
-    failed = [t for key in ("FAIL_TO_PASS", "PASS_TO_PASS") for t in report.tests_status[key].failure]
-    offline = [t for t in failed if OFFLINE.search(failures.get(t, ""))]
-    if offline:
+def check_online(report: InstanceReport, failures: dict[str, str], gold: Callable[[], GoldRun | None]) -> None:
+    """Raise NeedsNetwork when an offline run says nothing about the patch: a failed required test needed the network
+    in the gold patch's own offline run, and every failed one failed there too. A test the gold patch passes offline
+    has failed, whatever its failure says: a wrong fix can raise socket.gaierror. The gold run is asked for (and made,
+    once, if it is unknown) only when a failure looks like the network."""
+    failed = _failed(report)
+    if not any(OFFLINE.search(failures.get(test, "")) for test in failed):
+        return
+    evidence = gold()
+    offline = [test for test in failed if evidence and test in evidence.needs_network]
+    if offline and set(failed) <= set(evidence.failed):
         raise NeedsNetwork(offline, len(failed) - len(offline))
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from repoforge.harness.dataset import DatasetError
 
-HUB_NAME = re.compile(r"^[\w.-]+/[\w.-]+(?::[\w.-]+)?$")
+# Each part is led by a letter, digit or `_`: a split of `..` would name the cache's own folder.
+HUB_NAME = re.compile(r"^\w[\w.-]*/\w[\w.-]*(?::\w[\w.-]*)?$")
 DEFAULT_SPLIT = "test"  # SWE-bench's datasets keep their instances there
 DONE = ".complete"
 

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import selectors
+import shlex
+import signal
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 TESTBED = "/testbed"  # where the repository appears inside a sandbox (SWE-bench's convention)
+MAX_OUTPUT = 4_000_000  # bytes kept of one command's output: its first and last halves
+MAX_RESULT_BYTES = 64_000_000  # of a result file (JUnit XML of tens of thousands of tests fits)
+# How long output is still read once the command has ended: a process it left behind may hold the pipe forever.
+DRAIN_SECONDS = 2.0
 
 # Git as the harness runs it in a checkout: with the repository's own configuration alone (no patch may change
 # .git, and the harness checks that none did), no system or user configuration, hooks, attribute files outside
@@ -24,6 +34,126 @@ class ExecResult:
     output: str  # stdout and stderr, interleaved
     seconds: float
     timed_out: bool = False
+
+
+class Captured(NamedTuple):
+    exit_code: int  # -SIGKILL when killed at the timeout
+    output: str
+    timed_out: bool
+
+
+def run_captured(argv: list[str], timeout: float | None, max_output: int = MAX_OUTPUT, input: bytes | None = None,
+                 **popen) -> Captured:
+    """Run `argv` in a session of its own, stdout and stderr together, within bounds the command cannot stretch.
+
+    Only the first and last `max_output / 2` bytes of its output are kept, however much it writes; at `timeout` its
+    process group is killed; once it has ended, its output is read for DRAIN_SECONDS more at most, so that a process
+    it left behind holding the pipe (a daemon of the code under test) cannot hold the reader.
+    """
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, **popen)
+    output = _HeadAndTail(max_output)
+    deadline = time.monotonic() + timeout if timeout is not None else None
+    ended, timed_out = None, False
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        pending = memoryview(input or b"")
+        if input is not None:
+            os.set_blocking(proc.stdin.fileno(), False)
+            selector.register(proc.stdin, selectors.EVENT_WRITE)
+        while selector.get_map():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline and not timed_out:
+                timed_out = _kill(proc)
+            if ended is None and proc.poll() is not None:
+                ended = now
+            if ended is not None and now - ended >= DRAIN_SECONDS:
+                break
+            wait = 0.5 if deadline is None or timed_out else min(0.5, deadline - now)
+            for key, _ in selector.select(max(wait, 0.01)):
+                if key.fileobj is not proc.stdout:
+                    pending = _write_some(proc.stdin, pending, selector)
+                elif chunk := os.read(proc.stdout.fileno(), 1 << 16):
+                    output.add(chunk)
+                else:
+                    selector.unregister(proc.stdout)
+    for stream in (proc.stdout, proc.stdin):
+        if stream is not None:
+            stream.close()
+    try:  # it may have closed its output and gone on
+        code = proc.wait(None if deadline is None else max(deadline - time.monotonic(), 0))
+    except subprocess.TimeoutExpired:
+        timed_out = _kill(proc)
+        code = proc.wait()
+    return Captured(-signal.SIGKILL if timed_out else code, output.text(), timed_out)
+
+
+def _kill(proc: subprocess.Popen) -> bool:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True
+
+
+def _write_some(stdin, pending: memoryview, selector: selectors.BaseSelector) -> memoryview:
+    """Write what the pipe takes now; unregister stdin once all is written or the command stopped reading."""
+    try:
+        pending = pending[os.write(stdin.fileno(), pending[:1 << 16]):]
+    except BlockingIOError:
+        pass
+    except BrokenPipeError:
+        pending = pending[:0]
+    if not pending:
+        selector.unregister(stdin)
+        stdin.close()
+    return pending
+
+
+class _HeadAndTail:
+    def __init__(self, limit: int):
+        self.half, self.head, self.tail, self.cut = limit // 2, bytearray(), bytearray(), 0
+
+    def add(self, chunk: bytes) -> None:
+        room = self.half - len(self.head)
+        self.head += chunk[:room]
+        self.tail += chunk[room:] if room > 0 else chunk
+        if len(self.tail) > self.half:
+            self.cut += len(self.tail) - self.half
+            del self.tail[:len(self.tail) - self.half]
+
+    def text(self) -> str:
+        cut = f"\n[... {self.cut} bytes of output cut ...]\n".encode() if self.cut else b""
+        return bytes(self.head + cut + self.tail).decode(errors="replace")
+
+
+class ResultFileError(OSError):
+    """A result file that is missing, or was replaced by something that is not a file to read."""
+
+
+def read_result_file(sandbox: Sandbox, path: str, max_bytes: int = MAX_RESULT_BYTES, timeout: float = 60) -> str:
+    """A file the code under test could have replaced, read in the sandbox with bounds it cannot stretch.
+
+    An atexit may swap a result file for a FIFO (a reader would wait forever), a symlink (to /dev/zero, or to a file
+    the sandbox should not hand over) or a huge file: it is read only if it is a regular file, never through a
+    symlink (dd's nofollow holds even if it is swapped after the test), without blocking, at most `max_bytes`,
+    within `timeout`. Anything else raises ResultFileError saying why.
+    """
+    quoted = shlex.quote(path)
+    command = (f"if [ -L {quoted} ]; then exit 64; elif [ ! -e {quoted} ]; then exit 65; elif [ ! -f {quoted} ]; "
+               f"then exit 66; fi; exec dd if={quoted} iflag=nofollow,nonblock,count_bytes count={max_bytes + 1} "
+               "bs=1M status=none 2>/dev/null")
+    result = sandbox.exec(command, timeout=timeout, max_output=max_bytes + 1)
+    why = {64: "is a symlink", 65: "does not exist", 66: "is not a regular file (a FIFO, a device or a folder)"}
+    if result.timed_out:
+        raise ResultFileError(f"{path}: reading it took more than {timeout:.0f} s")
+    if result.exit_code in why:
+        raise ResultFileError(f"{path} {why[result.exit_code]}")
+    if result.exit_code != 0:
+        raise ResultFileError(f"{path} cannot be read (exit {result.exit_code})")
+    if len(result.output.encode()) > max_bytes:
+        raise ResultFileError(f"{path} is larger than {max_bytes} bytes")
+    return result.output
 
 
 class PatchError(RuntimeError):
@@ -93,15 +223,14 @@ RESTORE_GENERATED = f'if [ -f "$VIRTUAL_ENV/{GENERATED}" ]; then tar --skip-old-
 class Sandbox(Protocol):
     """One repository checkout plus one environment; backends differ only in how they start."""
 
-    def exec(self, command: str, timeout: float | None = None, network: bool = False) -> ExecResult:
-        """Run a bash command in the repository root with the environment active."""
+    def exec(self, command: str, timeout: float | None = None, network: bool = False,
+             max_output: int = MAX_OUTPUT) -> ExecResult:
+        """Run a bash command in the repository root with the environment active; keep at most `max_output` bytes
+        of its output (the first and last halves)."""
         ...
 
-    def read_file(self, path: str) -> str: ...
-
-    def read_untrusted(self, path: str, limit: int) -> str | None:
-        """A file the code under test may have replaced: its first `limit` bytes if it is a regular file, else
-        None (a symlink, FIFO or device is never followed or opened)."""
+    def read_file(self, path: str) -> str:
+        """A regular file of the sandbox, read within bounds (see read_result_file)."""
         ...
 
     def write_file(self, path: str, content: str) -> None: ...

@@ -38,7 +38,8 @@ from repoforge.git.repo import git
 from repoforge.locks import exclusive
 from repoforge.names import docker_tag
 from repoforge.sandbox import SandboxError
-from repoforge.sandbox.base import RESTORE_GENERATED, TESTBED, ExecResult, apply_inside, diff_inside
+from repoforge.sandbox.base import (MAX_OUTPUT, RESTORE_GENERATED, TESTBED, ExecResult, apply_inside, diff_inside,
+                                     read_result_file, run_captured)
 from repoforge.sandbox.interpreters import LINK, SLIMMED, PythonSource, has_source, pack, python_source
 from repoforge.sandbox.process import uv_binary, uv_cache_dir
 
@@ -289,30 +290,23 @@ class DockerSandbox:
         if not network:
             self._exec_raw(OFFLINE_ROUTES, timeout=30)
 
-    def _exec_raw(self, command: str, timeout: float | None, input: bytes | None = None) -> ExecResult:
+    def _exec_raw(self, command: str, timeout: float | None, input: bytes | None = None,
+                  max_output: int = MAX_OUTPUT) -> ExecResult:
         start = time.monotonic()
         wrapped = f"timeout -s KILL {int(timeout)} bash -c {shlex.quote(command)}" if timeout else command
         args = ["exec", *(["-i"] if input is not None else []), "-w", TESTBED, self.container, "bash", "-c", wrapped]
-        proc = docker(*args, input=input, check=False, timeout=(timeout + 60) if timeout else None)
+        # The client gets a minute more than the command: killing it would leave the command running.
+        run = run_captured(["docker", *args], (timeout + 60) if timeout else None, max_output, input=input)
         seconds = time.monotonic() - start
-        output = (proc.stdout + proc.stderr).decode(errors="replace")
-        timed_out = bool(timeout) and proc.returncode == 137 and seconds >= timeout - 1
-        return ExecResult(proc.returncode, output, seconds, timed_out)
+        timed_out = run.timed_out or (bool(timeout) and run.exit_code == 137 and seconds >= timeout - 1)
+        return ExecResult(run.exit_code, run.output, seconds, timed_out)
 
-    def exec(self, command: str, timeout: float | None = None, network: bool = False) -> ExecResult:
-        return self._exec_raw(command, timeout)
+    def exec(self, command: str, timeout: float | None = None, network: bool = False,
+             max_output: int = MAX_OUTPUT) -> ExecResult:
+        return self._exec_raw(command, timeout, max_output=max_output)
 
     def read_file(self, path: str) -> str:
-        result = self._exec_raw(f"cat {shlex.quote(path)}", timeout=60)
-        if result.exit_code != 0:
-            raise FileNotFoundError(path)
-        return result.output
-
-    def read_untrusted(self, path: str, limit: int) -> str | None:
-        quoted = shlex.quote(path)
-        result = self._exec_raw(f"if [ -f {quoted} ] && [ ! -L {quoted} ]; then head -c {limit} -- {quoted}; "
-                                "else exit 3; fi", timeout=60)
-        return result.output if result.exit_code == 0 else None
+        return read_result_file(self, path)
 
     def write_file(self, path: str, content: str) -> None:
         quoted = shlex.quote(path)

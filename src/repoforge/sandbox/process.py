@@ -13,8 +13,6 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -24,11 +22,11 @@ from pathlib import Path
 
 from repoforge.env.python import available_pythons, inspect_interpreter
 from repoforge.git.repo import checkout
-from repoforge.sandbox.base import RESTORE_GENERATED, TESTBED, ExecResult, apply_inside, diff_inside
+from repoforge.sandbox.base import (MAX_OUTPUT, RESTORE_GENERATED, TESTBED, ExecResult, apply_inside, diff_inside,
+                                     read_result_file, run_captured)
 
 _OFFLINE_ROUTES = "ip link set lo up 2>/dev/null; ip route add default dev lo 2>/dev/null; "
 _SKIP_ROOT_ENTRIES = {"proc", "dev", "tmp", "testbed", "lost+found"}
-MAX_OUTPUT = 4_000_000  # characters kept of one command's output
 
 
 @functools.cache
@@ -119,23 +117,12 @@ class ProcessSandbox:
                 command = _OFFLINE_ROUTES + command
         return argv + ["bash", "-c", command]
 
-    def exec(self, command: str, timeout: float | None = None, network: bool = False) -> ExecResult:
+    def exec(self, command: str, timeout: float | None = None, network: bool = False,
+             max_output: int = MAX_OUTPUT) -> ExecResult:
         start = time.monotonic()
-        proc = subprocess.Popen(self._argv(command, network or self.network), cwd=self.worktree,
-                                env=self._environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
-            timed_out = True
-        text = out.decode(errors="replace")
-        if len(text) > MAX_OUTPUT:
-            text = text[: MAX_OUTPUT // 2] + "\n[... output cut ...]\n" + text[-MAX_OUTPUT // 2:]
-        code = -signal.SIGKILL if timed_out else proc.returncode
-        return ExecResult(code, text, time.monotonic() - start, timed_out)
+        run = run_captured(self._argv(command, network or self.network), timeout, max_output, cwd=self.worktree,
+                           env=self._environment())
+        return ExecResult(run.exit_code, run.output, time.monotonic() - start, run.timed_out)
 
     def _host_path(self, path: str) -> Path:
         """Where a sandbox path is on the host, with no symlink on the way: what runs in the checkout may have
@@ -148,16 +135,7 @@ class ProcessSandbox:
         return Path(target)
 
     def read_file(self, path: str) -> str:
-        with os.fdopen(os.open(self._host_path(path), os.O_RDONLY | os.O_NOFOLLOW), "rb") as file:
-            return file.read().decode(errors="replace")
-
-    def read_untrusted(self, path: str, limit: int) -> str | None:
-        try:  # a FIFO opened without blocking, then refused: only a regular file is read
-            fd = os.open(self._host_path(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:
-            return None
-        with os.fdopen(fd, "rb") as file:
-            return file.read(limit).decode(errors="replace") if stat.S_ISREG(os.fstat(fd).st_mode) else None
+        return read_result_file(self, path)
 
     def write_file(self, path: str, content: str) -> None:
         target = self._host_path(path)
@@ -218,7 +196,9 @@ class ProcessBackend:
 
     def instance_sandbox(self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path,
                          network: bool = False) -> ProcessSandbox:
-        worktree = work / f"{instance_id}-{os.getpid()}"
+        work.mkdir(parents=True, exist_ok=True)
+        # A folder of its own, even for a second sandbox of the instance in this process (the gold patch's run).
+        worktree = Path(tempfile.mkdtemp(prefix=f"{instance_id}-", dir=work))
         checkout(repo, commit, worktree)
         # The checkout borrows the repository's objects: git inside the sandbox must see them.
         sandbox = ProcessSandbox(worktree, venv=Path(env_ref), readonly=[repo.resolve()], network=network)

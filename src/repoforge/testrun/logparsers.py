@@ -56,5 +56,7 @@ def swebench_parser(log_parser: str | None, repo: str) -> str | None:
 
 
 def parse_log(parser: str, text: str) -> dict[str, TestStatus]:
-    """Per-test statuses as the swebench parser `parser` reads console output."""
-    return {test: TestStatus(status) for test, status in _parsers()[parser](text, None).items()}
+    """Per-test statuses as the swebench parser `parser` reads console output; words that are no status
+    (a line "ERROR: file not found" gives "ERROR:") are not tests."""
+    statuses = {status.value for status in TestStatus}
+    return {test: TestStatus(status) for test, status in _parsers()[parser](text, None).items() if status in statuses}
