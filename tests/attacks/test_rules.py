@@ -164,12 +164,14 @@ def test_a_result_file_swapped_after_the_run_is_read_within_bounds(tmp, store, s
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("sandbox", BACKENDS)
 def test_a_flood_of_output_is_kept_at_its_head_and_tail(tmp, store, sandbox):
-    """300 MB written to the run's output: the harness keeps 4 MB (no more is ever held), and grades as before."""
+    """300 MB written to the run's output once pytest is done: the harness keeps 4 MB (no more is ever held), its
+    first and last halves; the atexit that wrote it is the patch reaching into the test run, so not resolved."""
     flood = at_exit("for _ in range(300):", "    os.write(1, b'x' * (1 << 20))", "os.write(1, b'the end')")
-    report, _ = grade(tmp, store, predict(flood), f"flood-{sandbox}", [fix_row(tmp)], sandbox)
+    report, graded = grade(tmp, store, predict(flood), f"flood-{sandbox}", [fix_row(tmp)], sandbox)
     output = log_of(tmp, store, f"flood-{sandbox}", name="test_output.txt")
     assert len(output) < MAX_OUTPUT + 100 and "bytes of output cut" in output and output.endswith("the end")
-    assert report["resolved_ids"] == [FIX_ID]
+    assert "test session starts" in output[:1000]
+    assert report["unresolved_ids"] == [FIX_ID] and any("atexit" in why for why in graded[FIX_ID]["tampering"])
 
 
 @pytest.mark.timeout(600)
