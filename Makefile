@@ -2,8 +2,9 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
+LINTED := src tests bench examples scripts
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint bench clean
 
 $(VENV)/.ready: pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh $(PYTHON) $(VENV)
@@ -17,8 +18,12 @@ demo: setup
 	$(VENV)/bin/repoforge eval --dataset demo-out/forged/instances.jsonl --predictions gold --run-id demo \
 		--log-dir demo-out/logs/run_evaluation --report-dir demo-out
 
-test: setup
+test: setup lint
 	$(VENV)/bin/python -m pytest -q -ra
+
+lint: setup
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/ruff check $(LINTED)
 
 clean:
 	rm -rf $(VENV) demo-out

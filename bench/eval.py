@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import time
 
+import evalrun  # bench/: the evaluation benchmarks' shared arguments
+
 from repoforge.harness.dataset import load_dataset, load_predictions
 from repoforge.harness.evaluate import EvalOptions, evaluate, instance_log_dir
-
-import evalrun  # bench/: the evaluation benchmarks' shared arguments
 
 
 def timed_run(rows, predictions, opts: EvalOptions, workers: int) -> tuple[float, dict, float]:
@@ -31,8 +31,12 @@ def timed_run(rows, predictions, opts: EvalOptions, workers: int) -> tuple[float
 
 
 def main() -> None:
-    args = evalrun.parser(__doc__, "eval", timeout=EvalOptions.model_fields["timeout"].default,
-                          workers_help="the default to compare one worker against").parse_args()
+    args = evalrun.parser(
+        __doc__,
+        "eval",
+        timeout=EvalOptions.model_fields["timeout"].default,
+        workers_help="the default to compare one worker against",
+    ).parse_args()
     rows, _ = load_dataset(args.dataset)
     predictions = load_predictions("gold", rows)
     options = lambda run_id: evalrun.options(args, run_id)

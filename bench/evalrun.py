@@ -25,5 +25,12 @@ def parser(doc: str, name: str, timeout: float, workers_help: str) -> argparse.A
 def options(args: argparse.Namespace, run_id: str) -> EvalOptions:
     """One run's options: logs and report under --out, the store of --store when given."""
     extra = {"store": args.store} if args.store else {}
-    return EvalOptions(run_id=run_id, log_dir=args.out / "logs", report_dir=args.out, repo_mirror=args.repo_mirror,
-                       sandbox=args.sandbox, timeout=args.timeout, **extra)
+    return EvalOptions(
+        run_id=run_id,
+        log_dir=args.out / "logs",
+        report_dir=args.out,
+        repo_mirror=args.repo_mirror,
+        sandbox=args.sandbox,
+        timeout=args.timeout,
+        **extra,
+    )

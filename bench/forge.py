@@ -26,8 +26,12 @@ def summarise(out: Path, report: dict, wall: float) -> dict:
     counts = report["counts"]
     cold = [b.seconds for b in builds if b.env and not b.reused]
     warm = [b.seconds for b in builds if b.env and b.reused]
-    per_candidate = [b.seconds + r.seconds for b, r in zip(sorted(builds, key=lambda b: b.instance_id),
-                                                           sorted(results, key=lambda r: r.instance_id))]
+    per_candidate = [
+        b.seconds + r.seconds
+        for b, r in zip(
+            sorted(builds, key=lambda b: b.instance_id), sorted(results, key=lambda r: r.instance_id), strict=False
+        )
+    ]
     median = lambda xs: round(statistics.median(xs), 1) if xs else None
     return {
         "commits_scanned": counts["commits_scanned"],
@@ -59,14 +63,33 @@ def main() -> None:
     summary = {}
     for source in args.sources:
         out = args.out / source.rstrip("/").split("/")[-1]
-        opts = ForgeOptions(out=out, store=out / "store", repo_mirror=args.repo_mirror,
-                            max_candidates=args.max_candidates, until=args.until, workers=args.workers, sandbox=args.sandbox, timeout=args.timeout)
+        opts = ForgeOptions(
+            out=out,
+            store=out / "store",
+            repo_mirror=args.repo_mirror,
+            max_candidates=args.max_candidates,
+            until=args.until,
+            workers=args.workers,
+            sandbox=args.sandbox,
+            timeout=args.timeout,
+        )
         start = time.monotonic()
         report = forge([source], opts)
         summary[source] = summarise(out, report, time.monotonic() - start)
     (args.out / "bench-forge.json").write_text(json.dumps(summary, indent=2))
-    keys = ["commits_scanned", "candidates", "env_ready", "env_ready_share", "env_fingerprints", "instances",
-            "flaky_tests", "median_cold_build_s", "median_warm_build_s", "median_candidate_s", "wall_s"]
+    keys = [
+        "commits_scanned",
+        "candidates",
+        "env_ready",
+        "env_ready_share",
+        "env_fingerprints",
+        "instances",
+        "flaky_tests",
+        "median_cold_build_s",
+        "median_warm_build_s",
+        "median_candidate_s",
+        "wall_s",
+    ]
     print("| source | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 1) + "|")
     for source, row in summary.items():

@@ -22,7 +22,9 @@ from repoforge.sandbox.docker import docker, ensure_python, ensure_system_base, 
 from repoforge.sandbox.interpreters import dropped_by, has_source, python_source
 from repoforge.store import disk_usage
 
-PROOF = "import ssl, sqlite3, ctypes, lzma, bz2, zlib, readline, sys; print(sys.version.split()[0], ssl.OPENSSL_VERSION)"
+PROOF = (
+    "import ssl, sqlite3, ctypes, lzma, bz2, zlib, readline, sys; print(sys.version.split()[0], ssl.OPENSSL_VERSION)"
+)
 
 
 def size(ref: str) -> int:
@@ -62,10 +64,19 @@ def main() -> None:
     start = time.monotonic()
     built = not image_exists(system_base_ref())
     base = ensure_system_base()
-    results = {"system_base": {"ref": base, "bytes": size(base), "seconds": round(time.monotonic() - start, 1),
-                               "built": built}, "pythons": []}
-    print(f"system base {base}: {size(base) / 1e6:.1f} MB, {results['system_base']['seconds']} s"
-          f"{'' if built else ' (existed)'}")
+    results = {
+        "system_base": {
+            "ref": base,
+            "bytes": size(base),
+            "seconds": round(time.monotonic() - start, 1),
+            "built": built,
+        },
+        "pythons": [],
+    }
+    print(
+        f"system base {base}: {size(base) / 1e6:.1f} MB, {results['system_base']['seconds']} s"
+        f"{'' if built else ' (existed)'}"
+    )
     print("| version | source | installation | left out | image's own bytes | build (s) | proof |")
     print("|---|---|---|---|---|---|---|")
     for version in [v for v in available_pythons() if has_source(v)]:
@@ -76,12 +87,23 @@ def main() -> None:
         total, dropped = installation(source) if source.kind != "debian" else (0, Counter())
         own = size(ref) - (size(base) if source.kind != "debian" else 0)
         proof = docker("run", "--rm", "--network", "none", ref, f"python{version}", "-c", PROOF).stdout.decode().strip()
-        results["pythons"].append({"version": version, "source": source.label, "ref": ref, "installation_bytes": total,
-                                   "dropped_bytes": dict(dropped), "own_bytes": own, "seconds": seconds,
-                                   "proof": proof})
+        results["pythons"].append(
+            {
+                "version": version,
+                "source": source.label,
+                "ref": ref,
+                "installation_bytes": total,
+                "dropped_bytes": dict(dropped),
+                "own_bytes": own,
+                "seconds": seconds,
+                "proof": proof,
+            }
+        )
         left_out = ", ".join(f"{reason} {n / 1e6:.1f} MB" for reason, n in dropped.most_common())
-        print(f"| {version} | {source.label} | {total / 1e6:.1f} MB | {left_out} | {own / 1e6:.1f} MB | {seconds} | "
-              f"{proof} |")
+        print(
+            f"| {version} | {source.label} | {total / 1e6:.1f} MB | {left_out} | {own / 1e6:.1f} MB | {seconds} | "
+            f"{proof} |"
+        )
     args.out.write_text(json.dumps(results, indent=2))
     print(f"records: {args.out}")
 

@@ -33,8 +33,9 @@ NOOP = "diff --git a/.repoforge-noop b/.repoforge-noop\nnew file mode 100644\nin
 def predictions(kind: str, rows) -> dict[str, Prediction]:
     if kind == "gold":
         return load_predictions("gold", rows)
-    return {r.instance_id: Prediction(instance_id=r.instance_id, model_name_or_path="base", model_patch=NOOP)
-            for r in rows}
+    return {
+        r.instance_id: Prediction(instance_id=r.instance_id, model_name_or_path="base", model_patch=NOOP) for r in rows
+    }
 
 
 def gold_outcome(instance_id: str, report: dict, folder: Path) -> str:
@@ -81,9 +82,14 @@ def main() -> None:
         gold = gold_outcome(row.instance_id, reports["gold"], folder)
         base_resolves = row.instance_id in reports["base"]["resolved_ids"]
         fingerprint, seconds = run_facts(folder)
-        per_row[row.instance_id] = {"repo": row.repo, "gold": gold, "base_resolves": base_resolves,
-                                    "reproduces": gold == "resolved" and not base_resolves,
-                                    "env": fingerprint, "eval_seconds": seconds}
+        per_row[row.instance_id] = {
+            "repo": row.repo,
+            "gold": gold,
+            "base_resolves": base_resolves,
+            "reproduces": gold == "resolved" and not base_resolves,
+            "env": fingerprint,
+            "eval_seconds": seconds,
+        }
         repo = per_repo[row.repo]
         repo["rows"].append(row.instance_id)
         repo["envs"].append(fingerprint)
@@ -91,20 +97,26 @@ def main() -> None:
             repo["eval_seconds"].append(seconds)
     backend = options["gold"].sandbox if options["gold"].sandbox != "auto" else "docker"
     summary = {
-        "rows": len(rows), "skipped_rows": skipped,
+        "rows": len(rows),
+        "skipped_rows": skipped,
         "reproduce": sum(r["reproduces"] for r in per_row.values()),
         "gold_resolved": reports["gold"]["resolved_instances"],
         "gold_errors": reports["gold"]["error_instances"],
         "base_resolved": reports["base"]["resolved_instances"],
         "wall_s": round(time.monotonic() - start, 1),
-        "repositories": {name: repo_summary(facts, per_row, options["gold"].store, backend)
-                         for name, facts in sorted(per_repo.items())},
+        "repositories": {
+            name: repo_summary(facts, per_row, options["gold"].store, backend)
+            for name, facts in sorted(per_repo.items())
+        },
         "instances": per_row,
     }
     if backend == "docker":
         usage = store.disk_usage()
-        summary["store"] = {"instances": usage.instances, "unique_bytes": usage.unique_bytes,
-                            "unique_bytes_per_instance": usage.unique_bytes_per_instance}
+        summary["store"] = {
+            "instances": usage.instances,
+            "unique_bytes": usage.unique_bytes,
+            "unique_bytes_per_instance": usage.unique_bytes_per_instance,
+        }
     (args.out / "bench-reproduce.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps({k: v for k, v in summary.items() if k != "instances"}, indent=2))
     print(f"per row: {args.out / 'bench-reproduce.json'}")
@@ -121,8 +133,11 @@ def repo_summary(facts: dict, per_row: dict, store_dir: Path, backend: str) -> d
         "environments": len(set(filter(None, facts["envs"]))),
         "median_cold_build_s": median([b for b in builds if b is not None]),
         "median_eval_s": median(facts["eval_seconds"]),
-        "not_reproduced": {i: per_row[i]["gold"] if per_row[i]["gold"] != "resolved" else "base resolves"
-                           for i in facts["rows"] if not per_row[i]["reproduces"]},
+        "not_reproduced": {
+            i: per_row[i]["gold"] if per_row[i]["gold"] != "resolved" else "base resolves"
+            for i in facts["rows"]
+            if not per_row[i]["reproduces"]
+        },
     }
 
 

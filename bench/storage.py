@@ -47,9 +47,16 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="bench-storage-")))
     args = parser.parse_args()
-    opts = ForgeOptions(out=args.out, store=args.out / "store", repo_mirror=args.repo_mirror, sandbox="docker",
-                        max_candidates=args.max_candidates, until=args.until, workers=args.workers,
-                        timeout=args.timeout)
+    opts = ForgeOptions(
+        out=args.out,
+        store=args.out / "store",
+        repo_mirror=args.repo_mirror,
+        sandbox="docker",
+        max_candidates=args.max_candidates,
+        until=args.until,
+        workers=args.workers,
+        timeout=args.timeout,
+    )
     report = forge(args.sources, opts)
     rows = [json.loads(line) for line in (args.out / "instances.jsonl").read_text().splitlines()]
     images = closure(disk_usage(), {row["instance_id"] for row in rows})
@@ -69,9 +76,13 @@ def main() -> None:
     }
     (args.out / "bench-storage.json").write_text(json.dumps(summary, indent=2))
     mb = lambda b: f"{b / 1e6:.1f} MB" if b is not None else "-"
-    print(f"instances: {n} (environments {summary['environments']}, Pythons {summary['pythons']}, "
-          f"bases {summary['bases']})")
-    print(f"unique bytes: {mb(summary['unique_bytes'])} in all, {mb(summary['unique_bytes_per_instance'])} per instance")
+    print(
+        f"instances: {n} (environments {summary['environments']}, Pythons {summary['pythons']}, "
+        f"bases {summary['bases']})"
+    )
+    print(
+        f"unique bytes: {mb(summary['unique_bytes'])} in all, {mb(summary['unique_bytes_per_instance'])} per instance"
+    )
     print(f"apparent bytes per instance: {mb(summary['apparent_bytes_per_instance'])}")
     print(f"one full image per instance: {mb(summary['full_image_per_instance_bytes'])} in all")
     print(f"median instance layer: {mb(summary['instance_layer_bytes_median'])}")

@@ -16,12 +16,18 @@ class RepoBuilder:
             self._git("remote", "add", "origin", remote)
 
     def _git(self, *args: str, date: str | None = None) -> str:
-        env = {**os.environ, "GIT_AUTHOR_NAME": "Dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
-               "GIT_COMMITTER_NAME": "Dev", "GIT_COMMITTER_EMAIL": "dev@example.com"}
+        env = {
+            **os.environ,
+            "GIT_AUTHOR_NAME": "Dev",
+            "GIT_AUTHOR_EMAIL": "dev@example.com",
+            "GIT_COMMITTER_NAME": "Dev",
+            "GIT_COMMITTER_EMAIL": "dev@example.com",
+        }
         if date:
             env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date
-        return subprocess.run(["git", "-C", str(self.path), *args], check=True, capture_output=True,
-                              text=True, env=env).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(self.path), *args], check=True, capture_output=True, text=True, env=env
+        ).stdout.strip()
 
     def commit(self, message: str, date: str, files: dict[str, str | bytes | None]) -> str:
         """Write (str/bytes) or delete (None) files, commit them all, return the sha."""

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import ray
 
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 
@@ -41,14 +40,24 @@ def two_node_cluster():
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     port = _free_port()
     ray_args = ["--", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--block"]
-    head = subprocess.Popen([REPOFORGE, "node", "start", f"--port={port}", "--slots=1", *ray_args,
-                             f"--temp-dir={temp}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    head = subprocess.Popen(
+        [REPOFORGE, "node", "start", f"--port={port}", "--slots=1", *ray_args, f"--temp-dir={temp}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     procs = [head]
     try:
         address = f"127.0.0.1:{port}"
         wait_for(lambda: _answers(port), "head")
-        procs.append(subprocess.Popen([REPOFORGE, "node", "start", f"--address={address}", "--slots=1", *ray_args],
-                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [REPOFORGE, "node", "start", f"--address={address}", "--slots=1", *ray_args],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
+        )
         yield address
     finally:
         ray.shutdown()

@@ -10,18 +10,29 @@ from gitrepo import RepoBuilder
 def setup_py_only(path: Path) -> RepoBuilder:
     """No pyproject.toml; setuptools of its date cannot install it editable."""
     repo = RepoBuilder(path, remote="git@github.com:example/greeter.git")
-    setup = ("from setuptools import setup\n\nREQUIRES = ['six']\n\n"
-             "setup(name='greeter', version='1.0', py_modules=['greeter'], install_requires=REQUIRES,\n"
-             "      classifiers=['Programming Language :: Python :: 3.9'])\n")
-    repo.commit("Initial greeter", "2021-05-01T09:00:00+00:00", {
-        "setup.py": setup, "greeter.py": "def greet(name):\n    return 'Hello ' + name\n",
-        "test_greeter.py": "from greeter import greet\n\n\ndef test_greet():\n    assert greet('a') == 'Hello a'\n",
-    })
-    repo.commit("Greet text types via six (#3)", "2021-05-10T09:00:00+00:00", {
-        "greeter.py": "import six\n\n\ndef greet(name):\n    return 'Hello ' + six.text_type(name)\n",
-        "test_greeter.py": "from greeter import greet\n\n\ndef test_greet():\n    assert greet('a') == 'Hello a'\n\n\n"
-                           "def test_greet_number():\n    assert greet(3) == 'Hello 3'\n",
-    })
+    setup = (
+        "from setuptools import setup\n\nREQUIRES = ['six']\n\n"
+        "setup(name='greeter', version='1.0', py_modules=['greeter'], install_requires=REQUIRES,\n"
+        "      classifiers=['Programming Language :: Python :: 3.9'])\n"
+    )
+    repo.commit(
+        "Initial greeter",
+        "2021-05-01T09:00:00+00:00",
+        {
+            "setup.py": setup,
+            "greeter.py": "def greet(name):\n    return 'Hello ' + name\n",
+            "test_greeter.py": "from greeter import greet\n\n\ndef test_greet():\n    assert greet('a') == 'Hello a'\n",
+        },
+    )
+    repo.commit(
+        "Greet text types via six (#3)",
+        "2021-05-10T09:00:00+00:00",
+        {
+            "greeter.py": "import six\n\n\ndef greet(name):\n    return 'Hello ' + six.text_type(name)\n",
+            "test_greeter.py": "from greeter import greet\n\n\ndef test_greet():\n    assert greet('a') == 'Hello a'\n\n\n"
+            "def test_greet_number():\n    assert greet(3) == 'Hello 3'\n",
+        },
+    )
     return repo
 
 
@@ -29,90 +40,149 @@ def unittest_project(path: Path) -> RepoBuilder:
     repo = RepoBuilder(path, remote="https://github.com/example/shapes")
     setup_cfg = "[metadata]\nname = shapes\nversion = 0.1\n\n[options]\npackages = shapes\npython_requires = >=3.7\n"
     pyproject = '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
-    tests = ("import unittest\n\nfrom shapes import area\n\n\nclass TestArea(unittest.TestCase):\n"
-             "    def test_square(self):\n        self.assertEqual(area(2), 4)\n")
-    repo.commit("Initial shapes", "2024-02-01T09:00:00+00:00", {
-        "setup.cfg": setup_cfg, "pyproject.toml": pyproject,
-        "shapes/__init__.py": "def area(side):\n    return side * side\n", "tests/__init__.py": "",
-        "tests/test_area.py": tests,
-    })
-    repo.commit("Support rectangles", "2024-02-03T09:00:00+00:00", {
-        "shapes/__init__.py": "def area(side, other=None):\n    return side * (side if other is None else other)\n",
-        "tests/test_area.py": tests + "\n    def test_rectangle(self):\n        self.assertEqual(area(2, 3), 6)\n"
-                                      "\n    @unittest.skip('later')\n    def test_circle(self):\n        pass\n",
-    })
+    tests = (
+        "import unittest\n\nfrom shapes import area\n\n\nclass TestArea(unittest.TestCase):\n"
+        "    def test_square(self):\n        self.assertEqual(area(2), 4)\n"
+    )
+    repo.commit(
+        "Initial shapes",
+        "2024-02-01T09:00:00+00:00",
+        {
+            "setup.cfg": setup_cfg,
+            "pyproject.toml": pyproject,
+            "shapes/__init__.py": "def area(side):\n    return side * side\n",
+            "tests/__init__.py": "",
+            "tests/test_area.py": tests,
+        },
+    )
+    repo.commit(
+        "Support rectangles",
+        "2024-02-03T09:00:00+00:00",
+        {
+            "shapes/__init__.py": "def area(side, other=None):\n    return side * (side if other is None else other)\n",
+            "tests/test_area.py": tests + "\n    def test_rectangle(self):\n        self.assertEqual(area(2, 3), 6)\n"
+            "\n    @unittest.skip('later')\n    def test_circle(self):\n        pass\n",
+        },
+    )
     return repo
 
 
 def old_dependency(path: Path) -> RepoBuilder:
     """Uses markupsafe.soft_unicode, which exists only in MarkupSafe releases before 2.1 (2022)."""
     repo = RepoBuilder(path, remote="https://github.com/example/escaper.git")
-    pyproject = ('[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n'
-                 '[project]\nname = "escaper"\nversion = "0.1"\ndependencies = ["markupsafe"]\n'
-                 'classifiers = ["Programming Language :: Python :: 3.7", "Programming Language :: Python :: 3.8"]\n')
-    repo.commit("Initial escaper", "2020-06-01T09:00:00+00:00", {
-        "pyproject.toml": pyproject, "escaper.py": "def text(value):\n    return str(value)\n",
-        "tests/test_escaper.py": "from escaper import text\n\n\ndef test_text():\n    assert text(1) == '1'\n",
-    })
-    repo.commit("Use soft_unicode for text (#7)", "2020-06-03T09:00:00+00:00", {
-        "escaper.py": "from markupsafe import soft_unicode\n\n\ndef text(value):\n    return soft_unicode(value)\n",
-        "tests/test_escaper.py": "from markupsafe import Markup\n\nfrom escaper import text\n\n\n"
-                                 "def test_text():\n    assert text(1) == '1'\n\n\n"
-                                 "def test_markup_kept():\n    assert isinstance(text(Markup('<b>')), Markup)\n",
-    })
+    pyproject = (
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "escaper"\nversion = "0.1"\ndependencies = ["markupsafe"]\n'
+        'classifiers = ["Programming Language :: Python :: 3.7", "Programming Language :: Python :: 3.8"]\n'
+    )
+    repo.commit(
+        "Initial escaper",
+        "2020-06-01T09:00:00+00:00",
+        {
+            "pyproject.toml": pyproject,
+            "escaper.py": "def text(value):\n    return str(value)\n",
+            "tests/test_escaper.py": "from escaper import text\n\n\ndef test_text():\n    assert text(1) == '1'\n",
+        },
+    )
+    repo.commit(
+        "Use soft_unicode for text (#7)",
+        "2020-06-03T09:00:00+00:00",
+        {
+            "escaper.py": "from markupsafe import soft_unicode\n\n\ndef text(value):\n    return soft_unicode(value)\n",
+            "tests/test_escaper.py": "from markupsafe import Markup\n\nfrom escaper import text\n\n\n"
+            "def test_text():\n    assert text(1) == '1'\n\n\n"
+            "def test_markup_kept():\n    assert isinstance(text(Markup('<b>')), Markup)\n",
+        },
+    )
     return repo
 
 
 def uninstallable(path: Path) -> RepoBuilder:
     repo = RepoBuilder(path, remote="https://github.com/example/broken.git")
-    pyproject = ('[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
-                 '[project]\nname = "broken"\nversion = "0.1"\n'
-                 'dependencies = ["repoforge-no-such-distribution-anywhere==1.0"]\n')
-    repo.commit("Initial broken", "2024-01-01T09:00:00+00:00", {
-        "pyproject.toml": pyproject, "broken.py": "X = 1\n",
-        "tests/test_broken.py": "def test_x():\n    assert True\n",
-    })
-    repo.commit("Set X to 2", "2024-01-02T09:00:00+00:00", {
-        "broken.py": "X = 2\n", "tests/test_broken.py": "from broken import X\n\n\ndef test_x():\n    assert X == 2\n",
-    })
+    pyproject = (
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "broken"\nversion = "0.1"\n'
+        'dependencies = ["repoforge-no-such-distribution-anywhere==1.0"]\n'
+    )
+    repo.commit(
+        "Initial broken",
+        "2024-01-01T09:00:00+00:00",
+        {
+            "pyproject.toml": pyproject,
+            "broken.py": "X = 1\n",
+            "tests/test_broken.py": "def test_x():\n    assert True\n",
+        },
+    )
+    repo.commit(
+        "Set X to 2",
+        "2024-01-02T09:00:00+00:00",
+        {
+            "broken.py": "X = 2\n",
+            "tests/test_broken.py": "from broken import X\n\n\ndef test_x():\n    assert X == 2\n",
+        },
+    )
     return repo
 
 
 def generated_module(path: Path) -> RepoBuilder:
     """Its build writes a module into the checkout (as setuptools-scm's write_to does) that git ignores."""
     repo = RepoBuilder(path, remote="https://github.com/example/stamp.git")
-    setup = ("import os\nfrom setuptools import setup\n\n"
-             "with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'stamp', '_version.py'), 'w') as f:\n"
-             "    f.write('version = \"1.0\"\\n')\n\n"
-             "setup(name='stamp', version='1.0', packages=['stamp'])\n")
+    setup = (
+        "import os\nfrom setuptools import setup\n\n"
+        "with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'stamp', '_version.py'), 'w') as f:\n"
+        "    f.write('version = \"1.0\"\\n')\n\n"
+        "setup(name='stamp', version='1.0', packages=['stamp'])\n"
+    )
     pyproject = '[build-system]\nrequires = ["setuptools>=64"]\nbuild-backend = "setuptools.build_meta"\n'
-    repo.commit("Initial stamp", "2024-03-01T09:00:00+00:00", {
-        "setup.py": setup, "pyproject.toml": pyproject, ".gitignore": "stamp/_version.py\n",
-        "stamp/__init__.py": "from stamp._version import version\n\n\ndef label(name):\n    return name\n",
-        "tests/test_stamp.py": "from stamp import label\n\n\ndef test_label():\n    assert label('a') == 'a'\n",
-    })
-    repo.commit("Label with the version (#4)", "2024-03-04T09:00:00+00:00", {
-        "stamp/__init__.py": "from stamp._version import version\n\n\ndef label(name):\n    return f'{name} {version}'\n",
-        "tests/test_stamp.py": "from stamp import label, version\n\n\ndef test_version():\n    assert version == '1.0'\n\n\n"
-                               "def test_label():\n    assert label('a') == 'a 1.0'\n",
-    })
+    repo.commit(
+        "Initial stamp",
+        "2024-03-01T09:00:00+00:00",
+        {
+            "setup.py": setup,
+            "pyproject.toml": pyproject,
+            ".gitignore": "stamp/_version.py\n",
+            "stamp/__init__.py": "from stamp._version import version\n\n\ndef label(name):\n    return name\n",
+            "tests/test_stamp.py": "from stamp import label\n\n\ndef test_label():\n    assert label('a') == 'a'\n",
+        },
+    )
+    repo.commit(
+        "Label with the version (#4)",
+        "2024-03-04T09:00:00+00:00",
+        {
+            "stamp/__init__.py": "from stamp._version import version\n\n\ndef label(name):\n    return f'{name} {version}'\n",
+            "tests/test_stamp.py": "from stamp import label, version\n\n\ndef test_version():\n    assert version == '1.0'\n\n\n"
+            "def test_label():\n    assert label('a') == 'a 1.0'\n",
+        },
+    )
     return repo
 
 
 def pinned_python(path: Path) -> RepoBuilder:
     """Wants Python 3.8 and no other (no Debian suite ships it); no remote, so its folder names it."""
     repo = RepoBuilder(path)
-    pyproject = ('[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
-                 '[project]\nname = "middle"\nversion = "0.1"\nrequires-python = "==3.8.*"\n')
+    pyproject = (
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "middle"\nversion = "0.1"\nrequires-python = "==3.8.*"\n'
+    )
     tests = "from middle import median\n\n\ndef test_odd():\n    assert median([3, 1, 2]) == 2\n"
-    repo.commit("Initial middle", "2021-02-01T09:00:00+00:00", {
-        "pyproject.toml": pyproject, "middle.py": "def median(xs):\n    return sorted(xs)[len(xs) // 2]\n",
-        "tests/test_middle.py": tests,
-    })
+    repo.commit(
+        "Initial middle",
+        "2021-02-01T09:00:00+00:00",
+        {
+            "pyproject.toml": pyproject,
+            "middle.py": "def median(xs):\n    return sorted(xs)[len(xs) // 2]\n",
+            "tests/test_middle.py": tests,
+        },
+    )
     even = "def median(xs):\n    s, n = sorted(xs), len(xs)\n    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2\n"
-    repo.commit("Median of an even count (#5)", "2021-02-03T09:00:00+00:00", {
-        "middle.py": even, "tests/test_middle.py": tests + "\n\ndef test_even():\n    assert median([4, 1, 3, 2]) == 2.5\n",
-    })
+    repo.commit(
+        "Median of an even count (#5)",
+        "2021-02-03T09:00:00+00:00",
+        {
+            "middle.py": even,
+            "tests/test_middle.py": tests + "\n\ndef test_even():\n    assert median([4, 1, 3, 2]) == 2.5\n",
+        },
+    )
     return repo
 
 
@@ -120,26 +190,42 @@ def optional_packages(path: Path) -> RepoBuilder:
     """Tests that skip without packages the project declares only for CI (a conda environment under
     ci/, with a package no index has) and in its `all` extra, not in its test extra."""
     repo = RepoBuilder(path, remote="https://github.com/example/tally.git")
-    pyproject = ('[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
-                 '[project]\nname = "tally"\nversion = "0.1"\n'
-                 'classifiers = ["Programming Language :: Python :: 3.11"]\n\n'
-                 '[project.optional-dependencies]\ntest = ["pytest"]\ntext = ["six"]\nall = ["tally[text]"]\n')
-    environment = ("name: tally-tests\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.11\n"
-                   "  - pytest\n  - toolz >= 0.10\n  - repoforge-no-such-conda-package\n")
-    tests = ("import pytest\n\nfrom tally import count\n\n\n"
-             "def test_count():\n    assert count('aab') == {'a': 2, 'b': 1}\n\n\n"
-             "def test_count_like_toolz():\n    toolz = pytest.importorskip('toolz')\n"
-             "    assert count('abca') == toolz.frequencies('abca')\n\n\n"
-             "def test_count_text():\n    six = pytest.importorskip('six')\n"
-             "    assert count(six.text_type('a')) == {'a': 1}\n")
-    repo.commit("Initial tally", "2024-04-01T09:00:00+00:00", {
-        "pyproject.toml": pyproject, "ci/requirements/environment.yml": environment, "tests/test_tally.py": tests,
-        "tally.py": "def count(items):\n    return {item: 1 for item in items}\n",
-    })
-    repo.commit("Count repeated items (#2)", "2024-04-02T09:00:00+00:00", {
-        "tally.py": "def count(items):\n    out = {}\n    for item in items:\n"
-                    "        out[item] = out.get(item, 0) + 1\n    return out\n",
-    })
+    pyproject = (
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "tally"\nversion = "0.1"\n'
+        'classifiers = ["Programming Language :: Python :: 3.11"]\n\n'
+        '[project.optional-dependencies]\ntest = ["pytest"]\ntext = ["six"]\nall = ["tally[text]"]\n'
+    )
+    environment = (
+        "name: tally-tests\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.11\n"
+        "  - pytest\n  - toolz >= 0.10\n  - repoforge-no-such-conda-package\n"
+    )
+    tests = (
+        "import pytest\n\nfrom tally import count\n\n\n"
+        "def test_count():\n    assert count('aab') == {'a': 2, 'b': 1}\n\n\n"
+        "def test_count_like_toolz():\n    toolz = pytest.importorskip('toolz')\n"
+        "    assert count('abca') == toolz.frequencies('abca')\n\n\n"
+        "def test_count_text():\n    six = pytest.importorskip('six')\n"
+        "    assert count(six.text_type('a')) == {'a': 1}\n"
+    )
+    repo.commit(
+        "Initial tally",
+        "2024-04-01T09:00:00+00:00",
+        {
+            "pyproject.toml": pyproject,
+            "ci/requirements/environment.yml": environment,
+            "tests/test_tally.py": tests,
+            "tally.py": "def count(items):\n    return {item: 1 for item in items}\n",
+        },
+    )
+    repo.commit(
+        "Count repeated items (#2)",
+        "2024-04-02T09:00:00+00:00",
+        {
+            "tally.py": "def count(items):\n    out = {}\n    for item in items:\n"
+            "        out[item] = out.get(item, 0) + 1\n    return out\n",
+        },
+    )
     return repo
 
 
@@ -147,17 +233,27 @@ def plugin_marker(path: Path) -> RepoBuilder:
     """Its conftest marks every test with a marker of pytest-cov, a plugin builds leave out unless the
     tests need it; warnings are errors, so without the plugin no test runs."""
     repo = RepoBuilder(path, remote="https://github.com/example/marked.git")
-    pyproject = ('[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
-                 '[project]\nname = "marked"\nversion = "0.1"\n'
-                 'classifiers = ["Programming Language :: Python :: 3.11"]\n')
-    conftest = ("import pytest\n\n\ndef pytest_collection_modifyitems(items):\n    for item in items:\n"
-                "        item.add_marker(pytest.mark.no_cover)\n")
-    repo.commit("Initial marked", "2024-04-01T09:00:00+00:00", {
-        "pyproject.toml": pyproject, "pytest.ini": "[pytest]\nfilterwarnings =\n    error\n",
-        "requirements-test.txt": "pytest\npytest-cov\n", "conftest.py": conftest,
-        "marked.py": "def double(x):\n    return x + x\n",
-        "tests/test_marked.py": "from marked import double\n\n\ndef test_double():\n    assert double(2) == 4\n",
-    })
+    pyproject = (
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "marked"\nversion = "0.1"\n'
+        'classifiers = ["Programming Language :: Python :: 3.11"]\n'
+    )
+    conftest = (
+        "import pytest\n\n\ndef pytest_collection_modifyitems(items):\n    for item in items:\n"
+        "        item.add_marker(pytest.mark.no_cover)\n"
+    )
+    repo.commit(
+        "Initial marked",
+        "2024-04-01T09:00:00+00:00",
+        {
+            "pyproject.toml": pyproject,
+            "pytest.ini": "[pytest]\nfilterwarnings =\n    error\n",
+            "requirements-test.txt": "pytest\npytest-cov\n",
+            "conftest.py": conftest,
+            "marked.py": "def double(x):\n    return x + x\n",
+            "tests/test_marked.py": "from marked import double\n\n\ndef test_double():\n    assert double(2) == 4\n",
+        },
+    )
     return repo
 
 
@@ -165,13 +261,23 @@ def broken_binding(path: Path) -> RepoBuilder:
     """Lists for its tests a binding (eccodes) that installs from the index but does not import without its C
     library, which no index has; the package imports it where present, as optional features do."""
     repo = RepoBuilder(path, remote="https://github.com/example/gridded.git")
-    pyproject = ('[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
-                 '[project]\nname = "gridded"\nversion = "0.1"\n'
-                 'classifiers = ["Programming Language :: Python :: 3.11"]\n')
-    package = ("try:\n    import eccodes\nexcept ImportError:\n    eccodes = None\n\n\n"
-               "def cells(rows, columns):\n    return rows * columns\n")
-    repo.commit("Initial gridded", "2023-01-05T09:00:00+00:00", {
-        "pyproject.toml": pyproject, "requirements-test.txt": "pytest\neccodes\n", "gridded/__init__.py": package,
-        "tests/test_gridded.py": "from gridded import cells\n\n\ndef test_cells():\n    assert cells(2, 3) == 6\n",
-    })
+    pyproject = (
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "gridded"\nversion = "0.1"\n'
+        'classifiers = ["Programming Language :: Python :: 3.11"]\n'
+    )
+    package = (
+        "try:\n    import eccodes\nexcept ImportError:\n    eccodes = None\n\n\n"
+        "def cells(rows, columns):\n    return rows * columns\n"
+    )
+    repo.commit(
+        "Initial gridded",
+        "2023-01-05T09:00:00+00:00",
+        {
+            "pyproject.toml": pyproject,
+            "requirements-test.txt": "pytest\neccodes\n",
+            "gridded/__init__.py": package,
+            "tests/test_gridded.py": "from gridded import cells\n\n\ndef test_cells():\n    assert cells(2, 3) == 6\n",
+        },
+    )
     return repo

@@ -57,16 +57,33 @@ def test_test_requirements_drop_coverage_and_lint_and_add_runner():
 
 
 def test_a_left_out_plugin_is_kept_when_the_tests_need_it():
-    meta = ProjectMetadata(test_requirements=["pytest-cov>=2", "pytest-mypy", "mock"], needed_plugins=["pytest-cov"],
-                           pytest_plugins=["pytest_cov", "pytest_mypy"])
+    meta = ProjectMetadata(
+        test_requirements=["pytest-cov>=2", "pytest-mypy", "mock"],
+        needed_plugins=["pytest-cov"],
+        pytest_plugins=["pytest_cov", "pytest_mypy"],
+    )
     assert requirements_for_tests(meta) == ["pytest-cov>=2", "mock", "pytest", "setuptools"]
 
 
 def test_tooling_pins_go_when_the_interpreter_is_newer_and_clashing_pins_keep_the_highest():
-    meta = ProjectMetadata(test_requirements=["py==1.4.12", "pytest==2.3.4", "pytest-httpbin==0.0.7",
-                                              "pytest-httpbin==1.0.0", "mock>=1", "mock<3"])
+    meta = ProjectMetadata(
+        test_requirements=[
+            "py==1.4.12",
+            "pytest==2.3.4",
+            "pytest-httpbin==0.0.7",
+            "pytest-httpbin==1.0.0",
+            "mock>=1",
+            "mock<3",
+        ]
+    )
     assert requirements_for_tests(meta, interpreter_newer=True) == [
-        "py", "pytest", "pytest-httpbin==1.0.0", "mock>=1", "mock<3", "setuptools"]
+        "py",
+        "pytest",
+        "pytest-httpbin==1.0.0",
+        "mock>=1",
+        "mock<3",
+        "setuptools",
+    ]
     assert requirements_for_tests(meta)[:2] == ["py==1.4.12", "pytest==2.3.4"]
 
 
@@ -97,8 +114,9 @@ def test_a_test_requirement_is_dropped_and_the_projects_own_of_that_name_kept(tm
     spec = EnvSpec(python="3.11", exclude_newer="2024-01-01T00:00:00Z")
     installer = Installer(box, spec, log=[], droppable=frozenset({"six", "repoforge-no-such-distribution-anywhere"}))
     assert installer.run(f"{box.uv} venv -q --python {backend.pythons()['3.11']} {box.venv}").exit_code == 0
-    installer.uv_install("dependencies and tests", ["six"],
-                         tests=["six==0.0.1", "repoforge-no-such-distribution-anywhere", "toolz"])
+    installer.uv_install(
+        "dependencies and tests", ["six"], tests=["six==0.0.1", "repoforge-no-such-distribution-anywhere", "toolz"]
+    )
     assert spec.dropped == ["six", "repoforge-no-such-distribution-anywhere"]
     assert spec.install_steps[0].argv[-2:] == ["six", "toolz"]  # the project's six stayed
     assert installer.run(f"{box.venv}/bin/python -c 'import six, toolz'").exit_code == 0
@@ -150,8 +168,9 @@ hint: `setuptools` was filtered by `exclude-newer-package` to only include packa
 
 
 def test_repair_moves_a_floor_that_is_too_early():
-    spec = EnvSpec(python="3.6", exclude_newer="2016-10-01T00:00:00Z",
-                   package_floors={"setuptools": "2016-12-23T00:00:00Z"})
+    spec = EnvSpec(
+        python="3.6", exclude_newer="2016-10-01T00:00:00Z", package_floors={"setuptools": "2016-12-23T00:00:00Z"}
+    )
     assert Installer(box=None, spec=spec, log=[])._repair(UV_FILTERED_BY_FLOOR) is True
     assert spec.package_floors == {"setuptools": "2026-10-20T19:01:36Z"}
 
@@ -160,7 +179,8 @@ def test_old_pytest_gets_only_options_it_knows():
     assert "--continue-on-collection-errors" in command.test_command("pytest", "3.0")
     assert "-o addopts=" in command.test_command("pytest", "8.3")
     assert "-o addopts= --continue-on-collection-errors -p pytester --junitxml" in command.test_command(
-        "pytest", "8.3", ["pytester"])
+        "pytest", "8.3", ["pytester"]
+    )
     old = command.test_command("pytest", "2.9")
     assert "-o " not in old and "--continue-on-collection-errors" not in old and "--junitxml={junit}" in old
 
@@ -197,9 +217,11 @@ def build_and_run(tmp_path: Path, store: Path, repo, files: list[str]) -> tuple[
 def test_packages_declared_for_ci_and_in_an_all_extra_are_installed_for_the_tests(tmp_path, store):
     repo = repos.optional_packages(tmp_path / "tally")
     spec, statuses = build_and_run(tmp_path, store, repo, ["tests/test_tally.py"])
-    assert statuses == {"tests/test_tally.py::test_count": "PASSED",
-                        "tests/test_tally.py::test_count_like_toolz": "PASSED",  # toolz: conda file only
-                        "tests/test_tally.py::test_count_text": "PASSED"}  # six: the `all` extra only
+    assert statuses == {
+        "tests/test_tally.py::test_count": "PASSED",
+        "tests/test_tally.py::test_count_like_toolz": "PASSED",  # toolz: conda file only
+        "tests/test_tally.py::test_count_text": "PASSED",
+    }  # six: the `all` extra only
     assert spec.dropped == ["repoforge-no-such-conda-package"]  # what no index has is left out, not the rest
 
 

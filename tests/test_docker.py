@@ -12,13 +12,22 @@ import pytest
 import repos
 from conftest import http_service
 
+from repoforge.env.python import available_pythons, inspect_interpreter
 from repoforge.forge import ForgeOptions, forge
 from repoforge.harness.dataset import load_dataset, load_predictions
 from repoforge.harness.evaluate import EvalOptions, evaluate
-from repoforge.env.python import available_pythons, inspect_interpreter
 from repoforge.sandbox import SandboxError
-from repoforge.sandbox.docker import (DockerBackend, DockerSandbox, docker, engine_answers, ensure_python,
-                                      image_exists, instance_ref, python_ref, system_base_ref)
+from repoforge.sandbox.docker import (
+    DockerBackend,
+    DockerSandbox,
+    docker,
+    engine_answers,
+    ensure_python,
+    image_exists,
+    instance_ref,
+    python_ref,
+    system_base_ref,
+)
 from repoforge.sandbox.interpreters import host_source, python_source
 from repoforge.sandbox.process import ProcessBackend
 from repoforge.store import disk_usage
@@ -27,8 +36,10 @@ FIX_ID = "example__calcpkg-12"
 # A folder name Docker refuses in a tag, holding a project that wants Python 3.8, which no Debian suite ships.
 PINNED_FOLDER = "a+b"
 PINNED_ID = "local__a-b-300273da-5"  # the folder's name made valid, with a hash of the original
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not engine_answers(), reason="no Docker engine answers here (.ci/run starts one)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not engine_answers(), reason="no Docker engine answers here (.ci/run starts one)"),
+]
 
 
 def forged(out, store, sources, sandbox):
@@ -60,14 +71,23 @@ def test_evaluation_in_docker_sandboxes_grades_as_swebench(runs, store):
     predictions = load_predictions("gold", rows)
     wrong = predictions[FIX_ID].model_patch.replace("+    return a + b", "+    return a * b")
     predictions[FIX_ID] = predictions[FIX_ID].model_copy(update={"model_patch": wrong})
-    opts = EvalOptions(run_id="docker-run", store=store, log_dir=tmp / "logs", report_dir=tmp, repo_mirror=mirror,
-                       sandbox="docker", timeout=60)
+    opts = EvalOptions(
+        run_id="docker-run",
+        store=store,
+        log_dir=tmp / "logs",
+        report_dir=tmp,
+        repo_mirror=mirror,
+        sandbox="docker",
+        timeout=60,
+    )
     report, _ = evaluate(rows, predictions, opts, workers=2)
     assert report["resolved_ids"] == sorted(r.instance_id for r in rows if r.instance_id != FIX_ID)
     assert report["unresolved_ids"] == [FIX_ID] and report["error_ids"] == []
     graded = json.loads((tmp / "logs" / "docker-run" / "gold" / FIX_ID / "report.json").read_text())[FIX_ID]
-    assert graded["tests_status"]["FAIL_TO_PASS"]["failure"] == ["tests/test_calc.py::test_add",
-                                                                 "tests/test_calc.py::test_add_negative"]
+    assert graded["tests_status"]["FAIL_TO_PASS"]["failure"] == [
+        "tests/test_calc.py::test_add",
+        "tests/test_calc.py::test_add_negative",
+    ]
     assert graded["tests_status"]["PASS_TO_PASS"]["success"] == ["tests/test_calc.py::test_mul"]
 
 
@@ -93,7 +113,10 @@ def test_a_python_no_debian_suite_ships_comes_from_uv_or_the_host(runs):
     assert docker_rows[PINNED_ID]["PASS_TO_PASS"] == ["tests/test_middle.py::test_odd"]
     labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", python_ref(source)).stdout)
     assert {key: labels[key] for key in ("repoforge.kind", "repoforge.parent", "repoforge.python_source")} == {
-        "repoforge.kind": "python", "repoforge.parent": system_base_ref(), "repoforge.python_source": source.label}
+        "repoforge.kind": "python",
+        "repoforge.parent": system_base_ref(),
+        "repoforge.python_source": source.label,
+    }
     probe = "import ssl, sqlite3, ctypes, lzma, bz2, zlib, readline, sys; print(sys.version_info[:2])"
     ran = docker("run", "--rm", "--network", "none", python_ref(source), "python3.8", "-c", probe)
     assert ran.stdout.decode().strip() == "(3, 8)"
@@ -104,8 +127,9 @@ def test_an_interpreter_that_cannot_run_in_its_image_is_a_clear_error(runs):
     moved = host_source("3.8").model_copy(update={"prefix": "/opt/moved"})
     with pytest.raises(SandboxError) as failed:
         ensure_python(moved)
-    assert str(failed.value) == ("Python 3.8 from host:/opt/moved does not run on Debian bookworm: "
-                                 "missing libpython3.8.so.1.0 (for python3.8)")
+    assert str(failed.value) == (
+        "Python 3.8 from host:/opt/moved does not run on Debian bookworm: missing libpython3.8.so.1.0 (for python3.8)"
+    )
     assert not image_exists(python_ref(moved))
 
 
@@ -132,8 +156,10 @@ def test_instance_container_holds_no_commit_newer_than_its_base(runs):
 
 def test_tests_cannot_reach_the_network_and_connects_time_out(runs):
     box = DockerSandbox(instance_ref(FIX_ID))
-    probe = ("python -c \"import socket\ns = socket.socket(); s.settimeout(1)\n"
-             "try:\n    s.connect(('192.0.2.1', 80))\nexcept Exception as e:\n    print(type(e).__name__)\"")
+    probe = (
+        'python -c "import socket\ns = socket.socket(); s.settimeout(1)\n'
+        "try:\n    s.connect(('192.0.2.1', 80))\nexcept Exception as e:\n    print(type(e).__name__)\""
+    )
     try:
         assert box.exec(probe).output.strip() in {"timeout", "TimeoutError"}
         assert box.exec("grep nameserver /etc/resolv.conf").output.split() == ["nameserver", "127.0.0.1"]
@@ -152,8 +178,11 @@ def test_network_on_request_puts_the_container_on_dockers_bridge(runs, tmp_path)
     host = bridge[bridge.index("inet") + 1].split("/")[0]
     calc = runs[0]
     base = calc._git("rev-list", "--reverse", "HEAD").split()[0]
-    env_ref = docker("image", "inspect", "--format", '{{index .Config.Labels "repoforge.parent"}}',
-                     instance_ref(FIX_ID)).stdout.decode().strip()
+    env_ref = (
+        docker("image", "inspect", "--format", '{{index .Config.Labels "repoforge.parent"}}', instance_ref(FIX_ID))
+        .stdout.decode()
+        .strip()
+    )
     with http_service(host) as port:
         probe = f"python -c \"import urllib.request; urllib.request.urlopen('http://{host}:{port}/', timeout=5)\""
         for network in (True, False):
@@ -168,8 +197,14 @@ def test_crashed_runs_containers_are_removed_by_the_next(runs):
     finished = subprocess.Popen(["true"])
     finished.wait()  # reaped: its pid names no live process
     dead_pid = finished.pid
-    labels = ["--label", "repoforge.kind=sandbox", "--label", f"repoforge.pid={dead_pid}",
-              "--label", f"repoforge.host={socket.gethostname()}"]
+    labels = [
+        "--label",
+        "repoforge.kind=sandbox",
+        "--label",
+        f"repoforge.pid={dead_pid}",
+        "--label",
+        f"repoforge.host={socket.gethostname()}",
+    ]
     leftover = docker("run", "-d", *labels, system_base_ref(), "sleep", "infinity").stdout.decode().strip()
     DockerBackend()
     assert docker("ps", "-aq", "--filter", f"id={leftover}").stdout.decode().strip() == ""

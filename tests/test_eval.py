@@ -43,13 +43,23 @@ def run(forged, predictions: str | dict, run_id: str, rows: list[TaskInstance] |
     if rows is None:
         rows, skipped = load_dataset(tmp / "forged" / "instances.jsonl")
     chosen = load_predictions(predictions, rows) if isinstance(predictions, str) else predictions
-    opts = EvalOptions(run_id=run_id, store=store, log_dir=tmp / LOGS, report_dir=tmp, repo_mirror=tmp / "mirror",
-                       sandbox="process", timeout=30)
+    opts = EvalOptions(
+        run_id=run_id,
+        store=store,
+        log_dir=tmp / LOGS,
+        report_dir=tmp,
+        repo_mirror=tmp / "mirror",
+        sandbox="process",
+        timeout=30,
+    )
     report, path = evaluate(rows, chosen, opts, workers=2, skipped=skipped)
     assert json.loads(path.read_text()) == report
     model = next(iter(chosen.values())).model_name_or_path
-    reports = {i: json.loads(path.read_text())[i] for i in chosen
-               if (path := tmp / LOGS / run_id / model / i / "report.json").exists()}
+    reports = {
+        i: json.loads(path.read_text())[i]
+        for i in chosen
+        if (path := tmp / LOGS / run_id / model / i / "report.json").exists()
+    }
     return report, reports
 
 
@@ -76,8 +86,9 @@ def rewritten(row: TaskInstance, **fields) -> TaskInstance:
 
 def with_test_file(row: TaskInstance, diff: str, *pass_to_pass: str, **fields) -> TaskInstance:
     """The row with one more test file in its test_patch, and more PASS_TO_PASS tests."""
-    return rewritten(row, test_patch=row.test_patch + diff, PASS_TO_PASS=row.PASS_TO_PASS + list(pass_to_pass),
-                     **fields)
+    return rewritten(
+        row, test_patch=row.test_patch + diff, PASS_TO_PASS=row.PASS_TO_PASS + list(pass_to_pass), **fields
+    )
 
 
 def test_gold_resolves_every_instance_with_swebench_logs(forged):
@@ -86,10 +97,17 @@ def test_gold_resolves_every_instance_with_swebench_logs(forged):
     assert report["error_instances"] == report["empty_patch_instances"] == 0
     assert report["schema_version"] == 2
     assert reports[FIX_ID]["tests_status"]["FAIL_TO_PASS"] == {
-        "success": ["tests/test_calc.py::test_add", "tests/test_calc.py::test_add_negative"], "failure": []}
+        "success": ["tests/test_calc.py::test_add", "tests/test_calc.py::test_add_negative"],
+        "failure": [],
+    }
     folder = forged[0] / LOGS / "gold-run" / "gold" / FIX_ID
-    assert sorted(p.name for p in folder.iterdir()) == ["eval.sh", "patch.diff", "report.json", "run_instance.log",
-                                                        "test_output.txt"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "eval.sh",
+        "patch.diff",
+        "report.json",
+        "run_instance.log",
+        "test_output.txt",
+    ]
 
 
 def test_empty_resolves_none(forged):
@@ -104,12 +122,15 @@ def test_wrong_patch_lists_its_failing_tests(forged):
     report, reports = run(forged, one(wrong), "wrong-run")
     status = reports[FIX_ID]["tests_status"]
     assert reports[FIX_ID]["patch_successfully_applied"] and not reports[FIX_ID]["resolved"]
-    assert status["FAIL_TO_PASS"]["failure"] == ["tests/test_calc.py::test_add", "tests/test_calc.py::test_add_negative"]
+    assert status["FAIL_TO_PASS"]["failure"] == [
+        "tests/test_calc.py::test_add",
+        "tests/test_calc.py::test_add_negative",
+    ]
     assert status["PASS_TO_PASS"]["success"] == ["tests/test_calc.py::test_mul"]
     assert report["unresolved_ids"] == [FIX_ID]
 
 
-FAKE_RESULTS = '''\
+FAKE_RESULTS = """\
 diff --git a/src/calcpkg/__init__.py b/src/calcpkg/__init__.py
 --- a/src/calcpkg/__init__.py
 +++ b/src/calcpkg/__init__.py
@@ -123,9 +144,9 @@ diff --git a/src/calcpkg/__init__.py b/src/calcpkg/__init__.py
 +print("PASSED tests/test_calc.py::test_add_negative")
 +atexit.register(lambda: [p.write_text(FAKE) for p in pathlib.Path("/testbed").glob(".repoforge-junit.xml")])
 +atexit.register(lambda: [p.write_text(FAKE) for p in pathlib.Path(".").glob(".repoforge-junit.xml")])
-'''
+"""
 
-EDITED_TEST = '''\
+EDITED_TEST = """\
 diff --git a/tests/test_calc.py b/tests/test_calc.py
 --- a/tests/test_calc.py
 +++ b/tests/test_calc.py
@@ -141,9 +162,9 @@ diff --git a/tests/test_calc.py b/tests/test_calc.py
 +
 +def test_add_negative():
 +    pass
-'''
+"""
 
-CONFTEST = '''\
+CONFTEST = """\
 diff --git a/conftest.py b/conftest.py
 new file mode 100644
 --- /dev/null
@@ -157,11 +178,12 @@ new file mode 100644
 +    outcome = yield
 +    report = outcome.get_result()
 +    report.outcome = "passed"
-'''
+"""
 
 
-@pytest.mark.parametrize("name,patch", [("forged-output", FAKE_RESULTS), ("test-editing", EDITED_TEST),
-                                        ("conftest", CONFTEST)])
+@pytest.mark.parametrize(
+    "name,patch", [("forged-output", FAKE_RESULTS), ("test-editing", EDITED_TEST), ("conftest", CONFTEST)]
+)
 def test_attacks_are_not_resolved(forged, name, patch):
     report, reports = run(forged, one(patch), f"attack-{name}")
     assert reports[FIX_ID]["patch_successfully_applied"]
@@ -169,7 +191,7 @@ def test_attacks_are_not_resolved(forged, name, patch):
     assert report["resolved_ids"] == []
 
 
-ONLINE_TEST = '''\
+ONLINE_TEST = """\
 diff --git a/tests/test_online.py b/tests/test_online.py
 new file mode 100644
 --- /dev/null
@@ -180,7 +202,7 @@ new file mode 100644
 +
 +def test_reads_the_package_index():
 +    urllib.request.urlopen("https://pypi.org/simple/", timeout=10)
-'''
+"""
 
 
 def test_a_test_that_needs_the_network_is_an_infrastructure_error(forged):
@@ -191,11 +213,12 @@ def test_a_test_that_needs_the_network_is_an_infrastructure_error(forged):
     assert report["resolved_ids"] == report["unresolved_ids"] == []
     assert report["failure_reasons"][FIX_ID] == (
         "NeedsNetwork: 1 test(s) need a live network service and the sandbox is offline: "
-        "tests/test_online.py::test_reads_the_package_index; every other required test passed")
+        "tests/test_online.py::test_reads_the_package_index; every other required test passed"
+    )
     assert not (forged[0] / LOGS / "online-run" / "gold" / FIX_ID / "report.json").exists()
 
 
-SERVICE_TEST = '''\
+SERVICE_TEST = """\
 diff --git a/tests/test_service.py b/tests/test_service.py
 new file mode 100644
 --- /dev/null
@@ -206,7 +229,7 @@ new file mode 100644
 +
 +def test_reads_the_service():
 +    assert urllib.request.urlopen("http://127.0.0.1:{port}/", timeout=10).read() == b"up"
-'''
+"""
 
 
 def test_network_on_request_shares_the_hosts_network(forged, tmp_path):
@@ -218,11 +241,33 @@ def test_network_on_request_shares_the_hosts_network(forged, tmp_path):
         _, reports = run(forged, "gold", "service-offline", [row])
         dataset = tmp_path / "service.jsonl"
         dataset.write_text(row.model_dump_json() + "\n")
-        online = subprocess.run([str(Path(sys.executable).parent / "repoforge"), "eval", "--dataset", str(dataset),
-                                 "--predictions", "gold", "--run-id", "service-online", "--network", "--max-workers",
-                                 "1", "--sandbox", "process", "--store", str(store), "--repo-mirror",
-                                 str(tmp / "mirror"), "--log-dir", str(tmp / LOGS), "--report-dir", str(tmp)],
-                                capture_output=True, text=True)
+        online = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "repoforge"),
+                "eval",
+                "--dataset",
+                str(dataset),
+                "--predictions",
+                "gold",
+                "--run-id",
+                "service-online",
+                "--network",
+                "--max-workers",
+                "1",
+                "--sandbox",
+                "process",
+                "--store",
+                str(store),
+                "--repo-mirror",
+                str(tmp / "mirror"),
+                "--log-dir",
+                str(tmp / LOGS),
+                "--report-dir",
+                str(tmp),
+            ],
+            capture_output=True,
+            text=True,
+        )
     assert online.returncode == 0, online.stderr
     assert reports[FIX_ID]["tests_status"]["PASS_TO_PASS"]["failure"] == [needed]
     for run_id, network in (("service-offline", "off"), ("service-online", "on")):
@@ -232,7 +277,7 @@ def test_network_on_request_shares_the_hosts_network(forged, tmp_path):
         assert f"# network: {network}" in (folder / "eval.sh").read_text()
 
 
-PROGRESS_TEST = '''\
+PROGRESS_TEST = """\
 diff --git a/tests/test_progress.py b/tests/test_progress.py
 new file mode 100644
 --- /dev/null
@@ -241,7 +286,7 @@ new file mode 100644
 +def test_prints_a_progress_line():
 +    # What a wrapped progress line leaves in pytest's output; SWE-bench's parser reads it as a test "[100%]".
 +    print("PASSED [100%]")
-'''
+"""
 
 
 def test_a_log_parser_artifact_is_graded_as_swebench_grades_it(forged):
@@ -250,8 +295,10 @@ def test_a_log_parser_artifact_is_graded_as_swebench_grades_it(forged):
     row = with_test_file(forged_row(forged), PROGRESS_TEST, progress, "[100%]", log_parser="parse_log_pytest")
     _, reports = run(forged, "gold", "artifact-run", [row])
     assert reports[FIX_ID]["resolved"]
-    assert reports[FIX_ID]["decided_by"] == {"junit": row.FAIL_TO_PASS + row.PASS_TO_PASS[:-1],
-                                             "parse_log_pytest": ["[100%]"]}
+    assert reports[FIX_ID]["decided_by"] == {
+        "junit": row.FAIL_TO_PASS + row.PASS_TO_PASS[:-1],
+        "parse_log_pytest": ["[100%]"],
+    }
     _, reports = run(forged, "gold", "artifact-without-parser", [rewritten(row, log_parser=None)])
     assert not reports[FIX_ID]["resolved"]
     assert reports[FIX_ID]["tests_status"]["PASS_TO_PASS"]["failure"] == ["[100%]"]
@@ -260,29 +307,49 @@ def test_a_log_parser_artifact_is_graded_as_swebench_grades_it(forged):
 
 def test_rows_naming_tests_without_their_files_are_graded_by_those_names(forged):
     """sympy's bare function names, unittest's and Django's "name (module.Class)" (3.11+: "...Class.name")."""
-    power = next(r for r in load_dataset(forged[0] / "forged" / "instances.jsonl")[0]
-                 if r.FAIL_TO_PASS[0].startswith("tests/test_power.py"))
+    power = next(
+        r
+        for r in load_dataset(forged[0] / "forged" / "instances.jsonl")[0]
+        if r.FAIL_TO_PASS[0].startswith("tests/test_power.py")
+    )
     rows = [
-        rewritten(forged_row(forged), FAIL_TO_PASS=["test_add", "test_add_negative"], PASS_TO_PASS=["test_mul"],
-                  log_parser="parse_log_sympy"),
-        rewritten(power, FAIL_TO_PASS=["test_square (tests.test_power.TestPower)",
-                                       "test_square (test_power.TestPower.test_square)",
-                                       "test_power[2-3-8]", "test_power[5-0-1]"], log_parser="parse_log_django"),
+        rewritten(
+            forged_row(forged),
+            FAIL_TO_PASS=["test_add", "test_add_negative"],
+            PASS_TO_PASS=["test_mul"],
+            log_parser="parse_log_sympy",
+        ),
+        rewritten(
+            power,
+            FAIL_TO_PASS=[
+                "test_square (tests.test_power.TestPower)",
+                "test_square (test_power.TestPower.test_square)",
+                "test_power[2-3-8]",
+                "test_power[5-0-1]",
+            ],
+            log_parser="parse_log_django",
+        ),
     ]
     ids = sorted(r.instance_id for r in rows)
     report, reports = run(forged, "gold", "short-names-gold", rows)
     assert report["resolved_ids"] == ids
-    assert [reports[r.instance_id]["decided_by"] for r in rows] == [{"junit": r.FAIL_TO_PASS + r.PASS_TO_PASS}
-                                                                   for r in rows]
-    wrong = {r.instance_id: Prediction(instance_id=r.instance_id, model_name_or_path="wrong",
-                                       model_patch=wrong_patch(r.patch)) for r in rows}
+    assert [reports[r.instance_id]["decided_by"] for r in rows] == [
+        {"junit": r.FAIL_TO_PASS + r.PASS_TO_PASS} for r in rows
+    ]
+    wrong = {
+        r.instance_id: Prediction(
+            instance_id=r.instance_id, model_name_or_path="wrong", model_patch=wrong_patch(r.patch)
+        )
+        for r in rows
+    }
     report, reports = run(forged, wrong, "short-names-wrong", rows)
     assert report["unresolved_ids"] == ids
-    assert [reports[r.instance_id]["tests_status"]["FAIL_TO_PASS"]["failure"] for r in rows] == [r.FAIL_TO_PASS
-                                                                                                for r in rows]
+    assert [reports[r.instance_id]["tests_status"]["FAIL_TO_PASS"]["failure"] for r in rows] == [
+        r.FAIL_TO_PASS for r in rows
+    ]
 
 
-FAKE_LOG_LINES = '''\
+FAKE_LOG_LINES = """\
 diff --git a/src/calcpkg/__init__.py b/src/calcpkg/__init__.py
 --- a/src/calcpkg/__init__.py
 +++ b/src/calcpkg/__init__.py
@@ -292,13 +359,16 @@ diff --git a/src/calcpkg/__init__.py b/src/calcpkg/__init__.py
 +# Printed once pytest has stopped capturing: the last lines of the run's console output.
 +for name in ("test_add", "test_add_negative"):
 +    atexit.register(print, f"PASSED tests/test_calc.py::{name}\\nPASSED {name}\\n{name} ok")
-'''
+"""
 
 
-@pytest.mark.parametrize("parser,fail_to_pass", [
-    ("parse_log_pytest", ["tests/test_calc.py::test_add", "tests/test_calc.py::test_add_negative"]),
-    ("parse_log_sympy", ["test_add", "test_add_negative"]),
-])
+@pytest.mark.parametrize(
+    "parser,fail_to_pass",
+    [
+        ("parse_log_pytest", ["tests/test_calc.py::test_add", "tests/test_calc.py::test_add_negative"]),
+        ("parse_log_sympy", ["test_add", "test_add_negative"]),
+    ],
+)
 def test_printed_results_do_not_pass_the_tests_of_the_run(forged, parser, fail_to_pass):
     """The row's log parser reads the fake lines as passes; the tests ran, so their JUnit results decide."""
     row = rewritten(forged_row(forged), FAIL_TO_PASS=fail_to_pass, log_parser=parser)
@@ -315,7 +385,8 @@ def test_an_unknown_log_parser_is_the_rows_error(forged):
     report, _ = run(forged, "gold", "unknown-parser", [row])
     assert report["error_ids"] == [FIX_ID]
     assert report["failure_reasons"][FIX_ID].startswith(
-        "UnknownLogParser: the row's log_parser 'parse_log_nonesuch' is not one of swebench's Python log parsers")
+        "UnknownLogParser: the row's log_parser 'parse_log_nonesuch' is not one of swebench's Python log parsers"
+    )
 
 
 def test_malformed_rows_are_reported_and_the_rest_evaluated(forged, tmp_path):
@@ -335,13 +406,22 @@ def test_swebench_reads_our_logs_into_the_same_run_report(forged, monkeypatch):
     rows, _ = load_dataset(tmp / "forged" / "instances.jsonl")
     gold = {r.instance_id: r.patch for r in rows}
     wrong = wrong_patch(gold[FIX_ID])
-    patches = {FIX_ID: wrong, rows[0].instance_id: "", **{i: p for i, p in gold.items() if i not in (FIX_ID, rows[0].instance_id)}}
+    patches = {
+        FIX_ID: wrong,
+        rows[0].instance_id: "",
+        **{i: p for i, p in gold.items() if i not in (FIX_ID, rows[0].instance_id)},
+    }
     chosen = {i: Prediction(instance_id=i, model_name_or_path="org/model", model_patch=p) for i, p in patches.items()}
     ours, _ = run(forged, chosen, "mixed-run")
     monkeypatch.chdir(tmp)  # SWE-bench reads logs/run_evaluation relative to the working folder
-    theirs = json.loads(make_run_report({i: p.model_dump() for i, p in chosen.items()},
-                                        [r.model_dump() for r in rows], "mixed-run",
-                                        report_dir=str(tmp / "swebench")).read_text())
+    theirs = json.loads(
+        make_run_report(
+            {i: p.model_dump() for i, p in chosen.items()},
+            [r.model_dump() for r in rows],
+            "mixed-run",
+            report_dir=str(tmp / "swebench"),
+        ).read_text()
+    )
     assert theirs == ours
     assert ours["resolved_ids"] == sorted(set(gold) - {FIX_ID, rows[0].instance_id})
     assert ours["unresolved_ids"] == [FIX_ID] and ours["empty_patch_ids"] == [rows[0].instance_id]
@@ -349,13 +429,31 @@ def test_swebench_reads_our_logs_into_the_same_run_report(forged, monkeypatch):
 
 def test_run_killed_with_sigkill_resumes_to_the_same_report(forged):
     tmp, store = forged
-    cli = [str(Path(sys.executable).parent / "repoforge"), "eval", "--dataset", str(tmp / "forged" / "instances.jsonl"),
-           "--predictions", "gold", "--max-workers", "1", "--sandbox", "process", "--store", str(store),
-           "--repo-mirror", str(tmp / "mirror"), "--log-dir", str(tmp / LOGS), "--report-dir", str(tmp)]
+    cli = [
+        str(Path(sys.executable).parent / "repoforge"),
+        "eval",
+        "--dataset",
+        str(tmp / "forged" / "instances.jsonl"),
+        "--predictions",
+        "gold",
+        "--max-workers",
+        "1",
+        "--sandbox",
+        "process",
+        "--store",
+        str(store),
+        "--repo-mirror",
+        str(tmp / "mirror"),
+        "--log-dir",
+        str(tmp / LOGS),
+        "--report-dir",
+        str(tmp),
+    ]
     whole = subprocess.run([*cli, "--run-id", "whole"], capture_output=True, text=True)
     assert whole.returncode == 0, whole.stderr
-    killed = subprocess.Popen([*cli, "--run-id", "killed"], start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = subprocess.Popen(
+        [*cli, "--run-id", "killed"], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     done = tmp / LOGS / "killed" / "gold"
     deadline = time.monotonic() + 120
     while not list(done.glob("*/report.json")) and time.monotonic() < deadline:
@@ -374,7 +472,15 @@ def test_evaluation_on_a_two_node_ray_cluster(forged, two_node_cluster):
     wait_for(lambda: ray.cluster_resources().get(SLOT) == 2, "second node")
     tmp, store = forged
     rows, _ = load_dataset(tmp / "forged" / "instances.jsonl")
-    opts = EvalOptions(run_id="cluster-run", store=store, log_dir=tmp / LOGS, report_dir=tmp, repo_mirror=tmp / "mirror",
-                       sandbox="process", timeout=30, ray_address=two_node_cluster)
+    opts = EvalOptions(
+        run_id="cluster-run",
+        store=store,
+        log_dir=tmp / LOGS,
+        report_dir=tmp,
+        repo_mirror=tmp / "mirror",
+        sandbox="process",
+        timeout=30,
+        ray_address=two_node_cluster,
+    )
     report, _ = evaluate(rows, load_predictions("gold", rows), opts, workers=2)
     assert report["resolved_instances"] == report["total_instances"] == 3

@@ -79,8 +79,11 @@ def test_flaky_test_left_out_and_counted(calc_run):
 def test_rejections_have_reasons(calc_run):
     repo, instances, report, rejections = calc_run
     commits = shas(repo)
-    assert set(instances) == {"example__calcpkg-12", f"example__calcpkg-{commits[3][:7]}",
-                              f"example__calcpkg-{commits[4][:7]}"}
+    assert set(instances) == {
+        "example__calcpkg-12",
+        f"example__calcpkg-{commits[3][:7]}",
+        f"example__calcpkg-{commits[4][:7]}",
+    }
     assert rejections[commits[0]]["reason"] == "root commit"
     assert rejections[commits[2]]["reason"] == "docs-only"
     assert rejections[f"example__calcpkg-{commits[5][:7]}"]["reason"] == "test run timed out"
@@ -152,7 +155,10 @@ def test_uninstallable_project_is_rejected_with_attempts(tmp_path, store):
     assert rejection["reason"] == "install failed"
     assert "repoforge-no-such-distribution-anywhere" in rejection["detail"]
     assert [line.split("]")[0] for line in rejection["detail"].splitlines() if line.startswith("[")][:3] == [
-        "[editable", "[compat-editable", "[checkout-on-path"]
+        "[editable",
+        "[compat-editable",
+        "[checkout-on-path",
+    ]
 
 
 def test_bad_sources_are_reported_and_the_rest_completes(tmp_path, store):
@@ -168,10 +174,14 @@ def test_bad_sources_are_reported_and_the_rest_completes(tmp_path, store):
 
 def test_corrupt_object_rejects_only_its_commit(tmp_path, store):
     repo = repos.unittest_project(tmp_path / "shapes")
-    extra = repo.commit("Add perimeter", "2024-02-05T09:00:00+00:00", {
-        "shapes/perimeter.py": "def perimeter(side):\n    return 4 * side\n",
-        "tests/test_perimeter.py": "from shapes.perimeter import perimeter\n\n\ndef test_p():\n    assert perimeter(1) == 4\n",
-    })
+    extra = repo.commit(
+        "Add perimeter",
+        "2024-02-05T09:00:00+00:00",
+        {
+            "shapes/perimeter.py": "def perimeter(side):\n    return 4 * side\n",
+            "tests/test_perimeter.py": "from shapes.perimeter import perimeter\n\n\ndef test_p():\n    assert perimeter(1) == 4\n",
+        },
+    )
     blob = repo._git("rev-parse", f"{extra}:shapes/perimeter.py")
     (repo.path / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
     instances, report, rejections = run_forge(tmp_path, store, repo.path)
@@ -181,8 +191,11 @@ def test_corrupt_object_rejects_only_its_commit(tmp_path, store):
 
 def test_cli_explains_a_path_that_is_not_a_repository(tmp_path):
     cli = Path(sys.executable).parent / "repoforge"
-    proc = subprocess.run([str(cli), "forge", str(tmp_path), "-o", str(tmp_path / "out"), "--sandbox", "process"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(cli), "forge", str(tmp_path), "-o", str(tmp_path / "out"), "--sandbox", "process"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1
     assert "not a git repository" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout

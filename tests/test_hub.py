@@ -21,11 +21,20 @@ NAME = "example-org/SWE-bench_Tiny"
 
 def swebench_row(number: int) -> dict:
     """A row as SWE-bench publishes it: FAIL_TO_PASS / PASS_TO_PASS as JSON-encoded strings."""
-    return {"repo": "example/calcpkg", "instance_id": f"example__calcpkg-{number}", "base_commit": "a" * 40,
-            "patch": "diff --git a/x.py b/x.py\n", "test_patch": "diff --git a/test_x.py b/test_x.py\n",
-            "problem_statement": "add() is wrong", "hints_text": "", "created_at": "2023-03-05T10:00:00Z",
-            "version": "0.1", "FAIL_TO_PASS": json.dumps([f"test_x.py::test_{number}"]), "PASS_TO_PASS": "[]",
-            "environment_setup_commit": "b" * 40}
+    return {
+        "repo": "example/calcpkg",
+        "instance_id": f"example__calcpkg-{number}",
+        "base_commit": "a" * 40,
+        "patch": "diff --git a/x.py b/x.py\n",
+        "test_patch": "diff --git a/test_x.py b/test_x.py\n",
+        "problem_statement": "add() is wrong",
+        "hints_text": "",
+        "created_at": "2023-03-05T10:00:00Z",
+        "version": "0.1",
+        "FAIL_TO_PASS": json.dumps([f"test_x.py::test_{number}"]),
+        "PASS_TO_PASS": "[]",
+        "environment_setup_commit": "b" * 40,
+    }
 
 
 class FakeHub(BaseHTTPRequestHandler):
@@ -50,8 +59,12 @@ def fake_hub(tmp_path, monkeypatch):
     shards = []
     for number, rows in enumerate([[swebench_row(1), swebench_row(2)], [swebench_row(3)]]):
         parquet.write_table(pyarrow.Table.from_pylist(rows), tmp_path / f"{number}.parquet")
-        shards.append((f"/api/datasets/{NAME}/parquet/default/test/{number}.parquet",
-                       (tmp_path / f"{number}.parquet").read_bytes()))
+        shards.append(
+            (
+                f"/api/datasets/{NAME}/parquet/default/test/{number}.parquet",
+                (tmp_path / f"{number}.parquet").read_bytes(),
+            )
+        )
     listing = {"default": {"test": [base + path for path, _ in shards], "dev": []}}
     FakeHub.files = {f"/api/datasets/{NAME}/parquet": json.dumps(listing).encode(), **dict(shards)}
     FakeHub.requests = []
@@ -83,9 +96,23 @@ def test_unknown_split_and_dataset_say_what_exists(fake_hub, tmp_path):
 
 def test_unreachable_hub_is_a_clear_cli_error(tmp_path):
     env = {"HF_ENDPOINT": "http://127.0.0.1:9", "PATH": str(Path(sys.executable).parent), "COLUMNS": "300"}
-    result = subprocess.run([str(Path(sys.executable).parent / "repoforge"), "eval", "--dataset", NAME,
-                             "--predictions", "gold", "--run-id", "r", "--store", str(tmp_path)],
-                            capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "repoforge"),
+            "eval",
+            "--dataset",
+            NAME,
+            "--predictions",
+            "gold",
+            "--run-id",
+            "r",
+            "--store",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert result.returncode == 2
     output = result.stdout + result.stderr
     assert "cannot read example-org/SWE-bench_Tiny from the hub at http://127.0.0.1:9" in output

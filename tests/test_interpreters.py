@@ -15,8 +15,9 @@ from repoforge.sandbox import interpreters
 from repoforge.sandbox.interpreters import PythonSource, dropped_by, pack, python_source
 
 HOST_38 = inspect_interpreter(available_pythons()["3.8"]) if "3.8" in available_pythons() else None
-needs_host_38 = pytest.mark.skipif(HOST_38 is None or HOST_38.prefix == "/usr",
-                                   reason="no self-contained Python 3.8 installation on this host")
+needs_host_38 = pytest.mark.skipif(
+    HOST_38 is None or HOST_38.prefix == "/usr", reason="no self-contained Python 3.8 installation on this host"
+)
 
 
 @pytest.fixture
@@ -38,8 +39,9 @@ def test_unreachable_downloads_fall_through_to_the_hosts_installation_at_once(uv
     start = time.monotonic()
     source = python_source("3.8")
     assert time.monotonic() - start < 10
-    assert source == PythonSource(version="3.8", kind="host", origin=HOST_38.prefix, prefix=HOST_38.prefix,
-                                  build=HOST_38.build)
+    assert source == PythonSource(
+        version="3.8", kind="host", origin=HOST_38.prefix, prefix=HOST_38.prefix, build=HOST_38.build
+    )
     assert source.label == f"host:{HOST_38.prefix}" == HOST_38.origin  # as the process backend records it
     assert not list(uv_installs.glob("cpython-*"))
 
@@ -64,16 +66,29 @@ def test_debian_is_the_last_resort_and_only_for_its_suites_versions():
 
 
 def test_a_copy_leaves_out_what_no_environment_uses(tmp_path):
-    kept = ["bin/python3.8", "bin/python3.8-config", "include/python3.8/Python.h", "lib/libpython3.8.so.1.0",
-            "lib/python3.8/os.py", "lib/python3.8/unittest/case.py", "lib/python3.8/lib-dynload/_ssl.so",
-            "lib/python3.8/config-3.8-x86_64-linux-gnu/Makefile", "lib/python3.8/__pycache__/os.cpython-38.pyc"]
-    dropped = {"lib/python3.8/test/test_os.py": "test suites", "lib/python3.8/unittest/test/t.py": "test suites",
-               "lib/python3.8/idlelib/idle.py": "IDLE, Tk and turtle",
-               "lib/python3.8/lib-dynload/_tkinter.cpython-38-x86_64-linux-gnu.so": "IDLE, Tk and turtle",
-               "lib/tcl8.6/init.tcl": "IDLE, Tk and turtle", "lib/libtk8.6.so": "IDLE, Tk and turtle",
-               "lib/python3.8/config-3.8-x86_64-linux-gnu/libpython3.8.a": "static libraries",
-               "lib/python3.8/site-packages/pip/__init__.py": "installed packages and their scripts",
-               "bin/pip3": "installed packages and their scripts", "share/man/man1/python3.8.1": "manual pages"}
+    kept = [
+        "bin/python3.8",
+        "bin/python3.8-config",
+        "include/python3.8/Python.h",
+        "lib/libpython3.8.so.1.0",
+        "lib/python3.8/os.py",
+        "lib/python3.8/unittest/case.py",
+        "lib/python3.8/lib-dynload/_ssl.so",
+        "lib/python3.8/config-3.8-x86_64-linux-gnu/Makefile",
+        "lib/python3.8/__pycache__/os.cpython-38.pyc",
+    ]
+    dropped = {
+        "lib/python3.8/test/test_os.py": "test suites",
+        "lib/python3.8/unittest/test/t.py": "test suites",
+        "lib/python3.8/idlelib/idle.py": "IDLE, Tk and turtle",
+        "lib/python3.8/lib-dynload/_tkinter.cpython-38-x86_64-linux-gnu.so": "IDLE, Tk and turtle",
+        "lib/tcl8.6/init.tcl": "IDLE, Tk and turtle",
+        "lib/libtk8.6.so": "IDLE, Tk and turtle",
+        "lib/python3.8/config-3.8-x86_64-linux-gnu/libpython3.8.a": "static libraries",
+        "lib/python3.8/site-packages/pip/__init__.py": "installed packages and their scripts",
+        "bin/pip3": "installed packages and their scripts",
+        "share/man/man1/python3.8.1": "manual pages",
+    }
     assert [path for path in kept if dropped_by(path)] == []
     assert {path: dropped_by(path) for path in dropped} == dropped
 

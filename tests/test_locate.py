@@ -22,14 +22,33 @@ def test_forged_rows_evaluate_from_another_folder_with_no_mirror(tmp_path, store
     source = calcpkg.build(tmp_path / "work" / "calcpkg").path
     env = {**os.environ, "REPOFORGE_HOME": str(store)}
     forged = tmp_path / "forged"
-    subprocess.run([REPOFORGE, "forge", str(source), "-o", str(forged), "--timeout", "30", "--sandbox", "process"],
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        [REPOFORGE, "forge", str(source), "-o", str(forged), "--timeout", "30", "--sandbox", "process"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     shutil.rmtree(tmp_path / "work")  # the store's clone is what remains of the source
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    done = subprocess.run([REPOFORGE, "eval", "--dataset", str(forged / "instances.jsonl"), "--predictions", "gold",
-                           "--run-id", "t", "--sandbox", "process"], cwd=elsewhere, env=env, capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [
+            REPOFORGE,
+            "eval",
+            "--dataset",
+            str(forged / "instances.jsonl"),
+            "--predictions",
+            "gold",
+            "--run-id",
+            "t",
+            "--sandbox",
+            "process",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((elsewhere / "gold.t.json").read_text())
     assert report["resolved_instances"] == report["total_instances"] == 3

@@ -30,8 +30,10 @@ def test_empty_tree(tmp_path: Path) -> None:
 
 
 def test_pep621_project_with_test_extra(tmp_path: Path) -> None:
-    make(tmp_path, {
-        "pyproject.toml": """
+    make(
+        tmp_path,
+        {
+            "pyproject.toml": """
             [build-system]
             requires = ["setuptools>=61", "setuptools_scm[toml]>=6.2"]
             build-backend = "setuptools.build_meta"
@@ -55,7 +57,8 @@ def test_pep621_project_with_test_extra(tmp_path: Path) -> None:
             [tool.pytest.ini_options]
             addopts = "-ra"
         """,
-    })
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.name == "My_Pkg"
     assert md.requires_python == ">=3.7"
@@ -74,19 +77,26 @@ def test_pep621_project_with_test_extra(tmp_path: Path) -> None:
 
 
 def test_dev_extra_used_only_without_test_extras(tmp_path: Path) -> None:
-    make(tmp_path, {"pyproject.toml": """
+    make(
+        tmp_path,
+        {
+            "pyproject.toml": """
         [project]
         name = "x"
         [project.optional-dependencies]
         docs = ["sphinx"]
         Dev = ["pytest"]
-    """})
+    """
+        },
+    )
     assert read_metadata(tmp_path).test_extras == ["Dev"]
 
 
 def test_poetry_project(tmp_path: Path) -> None:
-    make(tmp_path, {
-        "pyproject.toml": """
+    make(
+        tmp_path,
+        {
+            "pyproject.toml": """
             [tool.poetry]
             name = "poetic"
             classifiers = ["Programming Language :: Python :: 3.8"]
@@ -121,7 +131,8 @@ def test_poetry_project(tmp_path: Path) -> None:
             requires = ["poetry-core>=1.0.0"]
             build-backend = "poetry.core.masonry.api"
         """,
-    })
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.name == "poetic"
     assert md.requires_python == ">=3.7,<4.0"
@@ -141,42 +152,52 @@ def test_poetry_project(tmp_path: Path) -> None:
     assert any("mylib" in w for w in md.warnings)
 
 
-@pytest.mark.parametrize("given, expected", [
-    ("^3.7", ">=3.7,<4.0"),
-    ("~3.7", ">=3.7,<3.8"),
-    (">=3.6,<4", ">=3.6,<4"),
-    ("*", ""),
-    ("^1.2.3", ">=1.2.3,<2.0.0"),
-    ("^0.2.3", ">=0.2.3,<0.3.0"),
-    ("^0", ">=0,<1"),
-    ("~1", ">=1,<2"),
-    ("~1.2.3", ">=1.2.3,<1.3.0"),
-    ("1.2.3", "==1.2.3"),
-    ("1.2.*", "==1.2.*"),
-    ("~=1.4", "~=1.4"),
-    (">= 1.2, < 1.5", ">=1.2,<1.5"),
-    ("^2.7 || ^3.5", None),
-    ("not a version", None),
-])
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ("^3.7", ">=3.7,<4.0"),
+        ("~3.7", ">=3.7,<3.8"),
+        (">=3.6,<4", ">=3.6,<4"),
+        ("*", ""),
+        ("^1.2.3", ">=1.2.3,<2.0.0"),
+        ("^0.2.3", ">=0.2.3,<0.3.0"),
+        ("^0", ">=0,<1"),
+        ("~1", ">=1,<2"),
+        ("~1.2.3", ">=1.2.3,<1.3.0"),
+        ("1.2.3", "==1.2.3"),
+        ("1.2.*", "==1.2.*"),
+        ("~=1.4", "~=1.4"),
+        (">= 1.2, < 1.5", ">=1.2,<1.5"),
+        ("^2.7 || ^3.5", None),
+        ("not a version", None),
+    ],
+)
 def test_poetry_constraint(given: str, expected: str | None) -> None:
     assert poetry_constraint(given) == expected
 
 
 def test_poetry_python_union_uses_lowest_bound(tmp_path: Path) -> None:
-    make(tmp_path, {"pyproject.toml": """
+    make(
+        tmp_path,
+        {
+            "pyproject.toml": """
         [tool.poetry]
         name = "old"
         [tool.poetry.dependencies]
         python = "^2.7 || ^3.5"
-    """})
+    """
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.requires_python == ">=2.7"
     assert len(md.warnings) == 1
 
 
 def test_setup_py_with_module_level_names(tmp_path: Path) -> None:
-    make(tmp_path, {
-        "setup.py": """
+    make(
+        tmp_path,
+        {
+            "setup.py": """
             import os
             from setuptools import setup, find_packages
 
@@ -218,7 +239,8 @@ def test_setup_py_with_module_level_names(tmp_path: Path) -> None:
                     **kwargs
                 )
         """,
-    })
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.name == "classic"
     assert md.has_setup_py is True
@@ -240,12 +262,17 @@ def test_setup_py_with_module_level_names(tmp_path: Path) -> None:
 
 
 def test_setup_py_unresolvable_values_warn(tmp_path: Path) -> None:
-    make(tmp_path, {"setup.py": """
+    make(
+        tmp_path,
+        {
+            "setup.py": """
         import setuptools
         def reqs():
             return ["a"]
         setuptools.setup(name="odd", install_requires=reqs(), tests_require=["nose", compute()])
-    """})
+    """
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.name == "odd"
     assert md.dependencies == []
@@ -255,15 +282,18 @@ def test_setup_py_unresolvable_values_warn(tmp_path: Path) -> None:
 
 
 def test_setup_py_reads_mentioned_requirement_files(tmp_path: Path) -> None:
-    make(tmp_path, {
-        "setup.py": """
+    make(
+        tmp_path,
+        {
+            "setup.py": """
             from setuptools import setup
             with open("deps.txt") as f:
                 reqs = f.read().splitlines()
             setup(name="reader", install_requires=reqs)
         """,
-        "deps.txt": "numpy>=1.10\n# comment\nscipy\n",
-    })
+            "deps.txt": "numpy>=1.10\n# comment\nscipy\n",
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.dependencies == ["numpy>=1.10", "scipy"]
     assert md.manifest_files == ["deps.txt", "setup.py"]
@@ -271,10 +301,13 @@ def test_setup_py_reads_mentioned_requirement_files(tmp_path: Path) -> None:
 
 
 def test_setup_py_syntax_error_and_malformed_pyproject(tmp_path: Path) -> None:
-    make(tmp_path, {
-        "setup.py": "from setuptools import setup\nsetup(name='broken',\n",
-        "pyproject.toml": "[project\nname = 'x'\n",
-    })
+    make(
+        tmp_path,
+        {
+            "setup.py": "from setuptools import setup\nsetup(name='broken',\n",
+            "pyproject.toml": "[project\nname = 'x'\n",
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.name is None
     assert md.has_setup_py and md.has_pyproject
@@ -284,8 +317,10 @@ def test_setup_py_syntax_error_and_malformed_pyproject(tmp_path: Path) -> None:
 
 
 def test_setup_cfg(tmp_path: Path) -> None:
-    make(tmp_path, {
-        "setup.cfg": """
+    make(
+        tmp_path,
+        {
+            "setup.cfg": """
             [metadata]
             name = cfgpkg
             version = attr: cfgpkg.__version__
@@ -314,7 +349,8 @@ def test_setup_cfg(tmp_path: Path) -> None:
             [tox:tox]
             envlist = py38,py39
         """,
-    })
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.name == "cfgpkg"
     assert md.requires_python == ">=3.6"  # `>=3.6.*` repaired
@@ -331,8 +367,10 @@ def test_setup_cfg(tmp_path: Path) -> None:
 
 
 def test_requirement_files_with_includes_and_cycle(tmp_path: Path) -> None:
-    make(tmp_path, {
-        "requirements.txt": """
+    make(
+        tmp_path,
+        {
+            "requirements.txt": """
             -r requirements/base.txt
             flask==1.0 --hash=sha256:abcdef
             --index-url https://example.org/simple
@@ -342,39 +380,55 @@ def test_requirement_files_with_includes_and_cycle(tmp_path: Path) -> None:
             -e .
             django   >=2.2 ,<3   # trailing comment
         """,
-        "requirements/base.txt": "-r ../requirements.txt\nsix\nfutures; python_version < '3'\n",
-        "requirements/docs.txt": "sphinx\n",
-        "requirements-dev.txt": "-r requirements.txt\n--requirement=requirements/test.txt\nblack\n",
-        "requirements/test.txt": "-r test.txt\n-c constraints.txt\npytest>=5\n.[tests]\n",
-        "requirements/prod.txt": "gunicorn\n",
-        "tools-requirements.txt": "pytest-xdist\n",
-    })
+            "requirements/base.txt": "-r ../requirements.txt\nsix\nfutures; python_version < '3'\n",
+            "requirements/docs.txt": "sphinx\n",
+            "requirements-dev.txt": "-r requirements.txt\n--requirement=requirements/test.txt\nblack\n",
+            "requirements/test.txt": "-r test.txt\n-c constraints.txt\npytest>=5\n.[tests]\n",
+            "requirements/prod.txt": "gunicorn\n",
+            "tools-requirements.txt": "pytest-xdist\n",
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.dependencies == [
-        "six", "futures; python_version < '3'", "flask==1.0", "django >=2.2 ,<3", "gunicorn",
+        "six",
+        "futures; python_version < '3'",
+        "flask==1.0",
+        "django >=2.2 ,<3",
+        "gunicorn",
     ]
     assert md.test_requirements == [
-        "six", "futures; python_version < '3'", "flask==1.0", "django >=2.2 ,<3", "pytest>=5", "black",
+        "six",
+        "futures; python_version < '3'",
+        "flask==1.0",
+        "django >=2.2 ,<3",
+        "pytest>=5",
+        "black",
         "pytest-xdist",
     ]
     assert md.test_extras == ["tests"]
     assert md.manifest_files == [
-        "requirements-dev.txt", "requirements.txt", "requirements/base.txt", "requirements/prod.txt",
-        "requirements/test.txt", "tools-requirements.txt",
+        "requirements-dev.txt",
+        "requirements.txt",
+        "requirements/base.txt",
+        "requirements/prod.txt",
+        "requirements/test.txt",
+        "tools-requirements.txt",
     ]
     assert sum("skipped" in w for w in md.warnings) == 3  # -e git+, git+, ./vendored
 
 
 def test_tox_ini(tmp_path: Path) -> None:
-    make(tmp_path, {
-        "pyproject.toml": """
+    make(
+        tmp_path,
+        {
+            "pyproject.toml": """
             [project]
             name = "toxed"
             [project.optional-dependencies]
             testing = ["hypothesis"]
             speedups = ["ujson"]
         """,
-        "tox.ini": """
+            "tox.ini": """
             [tox]
             envlist = py{36,37}-django{22,30}, lint, py3, pypy3
 
@@ -396,9 +450,10 @@ def test_tox_ini(tmp_path: Path) -> None:
             [pytest]
             addopts = -x
         """,
-        "requirements-test.txt": "coverage\n",
-        "requirements-min.txt": "Django==2.2.0\n",
-    })
+            "requirements-test.txt": "coverage\n",
+            "requirements-min.txt": "Django==2.2.0\n",
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.tox_pythons == ["3.6", "3.7"]
     assert md.test_requirements == ["coverage", "pytest", "Django>=2.2,<2.3", "Django>=3.0,<3.1", "mock"]
@@ -407,21 +462,26 @@ def test_tox_ini(tmp_path: Path) -> None:
     assert md.manifest_files == ["pyproject.toml", "requirements-test.txt", "tox.ini"]
 
 
-@pytest.mark.parametrize("envlist, expected", [
-    ("py{36,37}-django{22,30}", {"3.6", "3.7"}),
-    ("py27,py38\n  py310-lint", {"2.7", "3.8", "3.10"}),
-    ("py3{8,9}", {"3.8", "3.9"}),
-    ("{py27,py36}-test, py3.11", {"2.7", "3.6", "3.11"}),
-    ("py3, pypy3, docs", set()),
-])
+@pytest.mark.parametrize(
+    "envlist, expected",
+    [
+        ("py{36,37}-django{22,30}", {"3.6", "3.7"}),
+        ("py27,py38\n  py310-lint", {"2.7", "3.8", "3.10"}),
+        ("py3{8,9}", {"3.8", "3.9"}),
+        ("{py27,py36}-test, py3.11", {"2.7", "3.6", "3.11"}),
+        ("py3, pypy3, docs", set()),
+    ],
+)
 def test_tox_env_pythons(envlist: str, expected: set[str]) -> None:
     assert tox_env_pythons(envlist) == expected
 
 
 def test_noxfile(tmp_path: Path) -> None:
-    make(tmp_path, {
-        "pyproject.toml": '[project]\nname = "noxed"\n',
-        "noxfile.py": """
+    make(
+        tmp_path,
+        {
+            "pyproject.toml": '[project]\nname = "noxed"\n',
+            "noxfile.py": """
             import nox
 
             TEST_DEPS = ["pytest", "pytest-mock"]
@@ -439,8 +499,9 @@ def test_noxfile(tmp_path: Path) -> None:
                 session.install("flake8")
                 session.run("flake8")
         """,
-        "requirements/extra.txt": "responses\n",
-    })
+            "requirements/extra.txt": "responses\n",
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.test_requirements == ["pytest", "pytest-mock", "responses", "freezegun"]
     assert md.test_extras == ["test"]  # from the self-reference, though undeclared
@@ -449,8 +510,10 @@ def test_noxfile(tmp_path: Path) -> None:
 
 
 def test_pipfile(tmp_path: Path) -> None:
-    make(tmp_path, {
-        "Pipfile": """
+    make(
+        tmp_path,
+        {
+            "Pipfile": """
             [[source]]
             url = "https://pypi.org/simple"
 
@@ -464,7 +527,8 @@ def test_pipfile(tmp_path: Path) -> None:
             pytest = "*"
             tox = "3.14"
         """,
-    })
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.dependencies == ["requests", "django>=2.0", "celery[redis]==4.3"]
     assert md.test_requirements == ["pytest", "tox==3.14"]
@@ -477,8 +541,10 @@ def test_pipfile_packages_ignored_when_other_runtime_source(tmp_path: Path) -> N
 
 
 def test_environment_yml_with_pip_list(tmp_path: Path) -> None:
-    make(tmp_path, {
-        "environment.yml": """
+    make(
+        tmp_path,
+        {
+            "environment.yml": """
             name: dev
             channels:
               - conda-forge
@@ -500,25 +566,37 @@ def test_environment_yml_with_pip_list(tmp_path: Path) -> None:
             variables:
               - notadep
         """,
-        "pip-extra.txt": "responses\n",
-    })
+            "pip-extra.txt": "responses\n",
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.test_requirements == [
-        "numpy==1.18.*", "scipy>=1.4", "tables", "torch==1.4.*", "matplotlib", "pandas==1.0.3", "xgboost",
-        "pytest-asyncio>=0.10", "responses", "hypothesis",
+        "numpy==1.18.*",
+        "scipy>=1.4",
+        "tables",
+        "torch==1.4.*",
+        "matplotlib",
+        "pandas==1.0.3",
+        "xgboost",
+        "pytest-asyncio>=0.10",
+        "responses",
+        "hypothesis",
     ]
     assert md.manifest_files == ["environment.yml", "pip-extra.txt"]
     assert len(md.warnings) == 1 and "git+https" in md.warnings[0]
 
 
 def test_of_several_conda_environments_the_newest_main_one_is_used(tmp_path: Path) -> None:
-    make(tmp_path, {
-        "ci/deps/py37.yaml": "dependencies:\n  - numpy=1.16\n  - pytest>=5\n  - six\n",
-        "ci/deps/py38.yaml": "dependencies:\n  - numpy=1.18\n  - pytest>=5\n",
-        "ci/deps/py39-min.yaml": "dependencies:\n  - numpy=1.10\n  - pytest>=5\n",
-        "ci/deps/docs.yaml": "dependencies:\n  - sphinx\n",
-        "ci/azure.yml": "jobs:\n  - job: x\n",
-    })
+    make(
+        tmp_path,
+        {
+            "ci/deps/py37.yaml": "dependencies:\n  - numpy=1.16\n  - pytest>=5\n  - six\n",
+            "ci/deps/py38.yaml": "dependencies:\n  - numpy=1.18\n  - pytest>=5\n",
+            "ci/deps/py39-min.yaml": "dependencies:\n  - numpy=1.10\n  - pytest>=5\n",
+            "ci/deps/docs.yaml": "dependencies:\n  - sphinx\n",
+            "ci/azure.yml": "jobs:\n  - job: x\n",
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.test_requirements == ["numpy==1.18.*", "pytest>=5"]
     assert md.manifest_files == ["ci/deps/py38.yaml"]
@@ -528,8 +606,10 @@ def test_of_several_conda_environments_the_newest_main_one_is_used(tmp_path: Pat
 
 
 def test_conda_environment_under_ci_requirements(tmp_path: Path) -> None:
-    make(tmp_path, {
-        "ci/requirements/environment.yml": """
+    make(
+        tmp_path,
+        {
+            "ci/requirements/environment.yml": """
             name: tests
             channels: [conda-forge]
             dependencies:
@@ -541,12 +621,13 @@ def test_conda_environment_under_ci_requirements(tmp_path: Path) -> None:
               - pip:
                 - numbagg
         """,
-        "ci/requirements/py38-all-but-dask.yml": "dependencies:\n  - python=3.8\n  - numpy\n  - pandas\n",
-        "ci/requirements/py37-min-all-deps.yml": "dependencies:\n  - python=3.7\n  - numpy=1.15\n",
-        "ci/requirements/environment-windows.yml": "dependencies:\n  - numpy\n  - pywin32\n  - a\n  - b\n  - c\n",
-        "ci/requirements/doc.yml": "dependencies:\n  - sphinx\n",
-        ".github/workflows/ci.yml": "jobs:\n  test:\n    steps:\n      - run: pytest\n",
-    })
+            "ci/requirements/py38-all-but-dask.yml": "dependencies:\n  - python=3.8\n  - numpy\n  - pandas\n",
+            "ci/requirements/py37-min-all-deps.yml": "dependencies:\n  - python=3.7\n  - numpy=1.15\n",
+            "ci/requirements/environment-windows.yml": "dependencies:\n  - numpy\n  - pywin32\n  - a\n  - b\n  - c\n",
+            "ci/requirements/doc.yml": "dependencies:\n  - sphinx\n",
+            ".github/workflows/ci.yml": "jobs:\n  test:\n    steps:\n      - run: pytest\n",
+        },
+    )
     md = read_metadata(tmp_path)
     # the main environment, unpinned (so for the newest Python), is preferred to one for Python 3.8
     assert md.test_requirements == ["dask", "numpy>=1.16.0", "pandas>=1.0,<2", "scitools-iris", "numbagg"]
@@ -554,28 +635,34 @@ def test_conda_environment_under_ci_requirements(tmp_path: Path) -> None:
     assert md.warnings == []
 
 
-@pytest.mark.parametrize("spec, expected", [
-    ("numpy=1.18", "numpy==1.18.*"),
-    ("numpy 1.18.*", "numpy==1.18.*"),
-    ("numpy=1.18*", "numpy==1.18.*"),
-    ("python=3.8", None),
-    ("pip", None),
-    ("libxml2", "libxml2"),
-    ("numpy>=1.1,<2", "numpy>=1.1,<2"),
-    ("numpy >= 1.16.0", "numpy>=1.16.0"),
-    ("numpy >=1.16, <2", "numpy>=1.16,<2"),
-    ("numpy==1.18.1=py38_0", "numpy==1.18.1"),
-    ("numpy 1.18.1 py38_0", "numpy==1.18.1.*"),
-    ("numpy[version='>=1.16']", "numpy>=1.16"),
-    ("numpy 1.18|1.19", "numpy"),
-    ("hdf5", None),
-])
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("numpy=1.18", "numpy==1.18.*"),
+        ("numpy 1.18.*", "numpy==1.18.*"),
+        ("numpy=1.18*", "numpy==1.18.*"),
+        ("python=3.8", None),
+        ("pip", None),
+        ("libxml2", "libxml2"),
+        ("numpy>=1.1,<2", "numpy>=1.1,<2"),
+        ("numpy >= 1.16.0", "numpy>=1.16.0"),
+        ("numpy >=1.16, <2", "numpy>=1.16,<2"),
+        ("numpy==1.18.1=py38_0", "numpy==1.18.1"),
+        ("numpy 1.18.1 py38_0", "numpy==1.18.1.*"),
+        ("numpy[version='>=1.16']", "numpy>=1.16"),
+        ("numpy 1.18|1.19", "numpy"),
+        ("hdf5", None),
+    ],
+)
 def test_conda_to_pep508(spec: str, expected: str | None) -> None:
     assert conda_to_pep508(spec) == expected
 
 
 def test_an_all_extra_gathers_optional_packages_for_the_tests(tmp_path: Path) -> None:
-    make(tmp_path, {"pyproject.toml": """
+    make(
+        tmp_path,
+        {
+            "pyproject.toml": """
         [project]
         name = "gather"
         [project.optional-dependencies]
@@ -584,7 +671,9 @@ def test_an_all_extra_gathers_optional_packages_for_the_tests(tmp_path: Path) ->
         viz = ["matplotlib"]
         docs = ["sphinx"]
         all = ["gather[io,viz]", "toolz"]
-    """})
+    """
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.test_extras == ["test"]
     # test requirements, not extras to install: one that cannot be installed is left out alone
@@ -592,7 +681,10 @@ def test_an_all_extra_gathers_optional_packages_for_the_tests(tmp_path: Path) ->
 
 
 def test_a_complete_extra_made_of_other_extras_in_setup_cfg(tmp_path: Path) -> None:
-    make(tmp_path, {"setup.cfg": """
+    make(
+        tmp_path,
+        {
+            "setup.cfg": """
         [metadata]
         name = gather
         [options.extras_require]
@@ -602,7 +694,9 @@ def test_a_complete_extra_made_of_other_extras_in_setup_cfg(tmp_path: Path) -> N
         complete =
             %(io)s
             %(viz)s
-    """})
+    """
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.extras == {"io": ["h5py"], "viz": ["matplotlib"], "complete": ["h5py", "matplotlib"]}
     assert md.test_requirements == ["h5py", "matplotlib"]
@@ -610,12 +704,17 @@ def test_a_complete_extra_made_of_other_extras_in_setup_cfg(tmp_path: Path) -> N
 
 
 def test_an_all_extra_computed_beyond_static_reading_stands_for_every_extra(tmp_path: Path) -> None:
-    make(tmp_path, {"setup.py": """
+    make(
+        tmp_path,
+        {
+            "setup.py": """
         from setuptools import setup
         EXTRAS = {"optional": ["numba"], "doc": ["ipython"], "test": ["pytest"]}
         EXTRAS["all"] = sorted(set(sum(EXTRAS.values(), [])))
         setup(name="computed", extras_require=EXTRAS)
-    """})
+    """
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.test_extras == ["test"]
     assert md.test_requirements == ["numba", "ipython", "pytest"]  # `optional` by its name, then `all`
@@ -623,16 +722,18 @@ def test_an_all_extra_computed_beyond_static_reading_stands_for_every_extra(tmp_
 
 
 def test_what_ci_test_jobs_install(tmp_path: Path) -> None:
-    make(tmp_path, {
-        "pyproject.toml": """
+    make(
+        tmp_path,
+        {
+            "pyproject.toml": """
             [project]
             name = "plotter"
             [project.optional-dependencies]
             test = ["pytest"]
             plot = ["matplotlib"]
         """,
-        "ci/utils.txt": "pytest-mock\n",
-        ".github/workflows/tests.yml": """
+            "ci/utils.txt": "pytest-mock\n",
+            ".github/workflows/tests.yml": """
             on: [push]
             jobs:
               tests:
@@ -665,7 +766,8 @@ def test_what_ci_test_jobs_install(tmp_path: Path) -> None:
                   - run: pip install flake8 mypy
                   - run: flake8 .
         """,
-    })
+        },
+    )
     md = read_metadata(tmp_path)
     # Of the three jobs that run tests, two install these; cupy is one job's (the gpu one's) alone.
     assert md.test_requirements == ["pytest-mock", "numpy>=1.20", "matplotlib"]
@@ -675,35 +777,40 @@ def test_what_ci_test_jobs_install(tmp_path: Path) -> None:
 
 
 def test_requirement_files_under_ci_folders(tmp_path: Path) -> None:
-    make(tmp_path, {
-        "ci/requirements/py311.txt": "toolz\n",
-        "ci/requirements-docs.txt": "sphinx\n",
-        "ci/requirements-min.txt": "numpy==1.10\n",
-        ".github/test-deps.txt": "attrs\n",
-        ".github/spelling_words.txt": "numpy\n",
-        "requirements/tests-pallets-min.txt": "werkzeug==2.0.0\npytest\n",
-    })
+    make(
+        tmp_path,
+        {
+            "ci/requirements/py311.txt": "toolz\n",
+            "ci/requirements-docs.txt": "sphinx\n",
+            "ci/requirements-min.txt": "numpy==1.10\n",
+            ".github/test-deps.txt": "attrs\n",
+            ".github/spelling_words.txt": "numpy\n",
+            "requirements/tests-pallets-min.txt": "werkzeug==2.0.0\npytest\n",
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.test_requirements == ["attrs", "toolz"]
     assert md.manifest_files == [".github/test-deps.txt", "ci/requirements/py311.txt"]
 
 
 def test_plugins_the_tests_need(tmp_path: Path) -> None:
-    make(tmp_path, {
-        "requirements-test.txt": "pytest-cov\npytest-mypy\npytest-timeout\npytest-black\npytest-xdist\npytest-mock\n",
-        "pytest.ini": """
+    make(
+        tmp_path,
+        {
+            "requirements-test.txt": "pytest-cov\npytest-mypy\npytest-timeout\npytest-black\npytest-xdist\npytest-mock\n",
+            "pytest.ini": """
             [pytest]
             addopts = -p xdist
             required_plugins = pytest-black>=0.3
             filterwarnings = error
         """,
-        "tests/conftest.py": """
+            "tests/conftest.py": """
             import pytest
             def pytest_collection_modifyitems(items):
                 for item in items:
                     item.add_marker(pytest.mark.no_cover)
         """,
-        "tests/test_x.py": """
+            "tests/test_x.py": """
             import pytest
             @pytest.mark.timeout(5)
             def test_x(
@@ -711,7 +818,8 @@ def test_plugins_the_tests_need(tmp_path: Path) -> None:
             ):
                 pass
         """,
-    })
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.needed_plugins == ["pytest-cov", "pytest-timeout", "pytest-black", "pytest-xdist", "pytest-mock"]
     assert md.test_requirements[-1] == "pytest-black>=0.3"  # a required plugin is installed
@@ -739,8 +847,10 @@ def test_runner_script_and_pytest_detection(tmp_path: Path) -> None:
 
 
 def test_ci_pythons(tmp_path: Path) -> None:
-    make(tmp_path, {
-        ".github/workflows/test.yml": """
+    make(
+        tmp_path,
+        {
+            ".github/workflows/test.yml": """
             jobs:
               test:
                 strategy:
@@ -752,7 +862,7 @@ def test_ci_pythons(tmp_path: Path) -> None:
                     with:
                       python-version: ${{ matrix.python-version }}
         """,
-        ".github/workflows/lint.yaml": """
+            ".github/workflows/lint.yaml": """
             jobs:
               lint:
                 strategy:
@@ -761,8 +871,9 @@ def test_ci_pythons(tmp_path: Path) -> None:
                       - "3.11"
                       - 3.9
         """,
-        ".travis.yml": "language: python\npython:\n  - 2.7\n  - '3.6'\n",
-    })
+            ".travis.yml": "language: python\npython:\n  - 2.7\n  - '3.6'\n",
+        },
+    )
     md = read_metadata(tmp_path)
     assert md.ci_pythons == ["2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11"]
     assert md.tox_pythons == []
@@ -776,18 +887,21 @@ def test_ci_python_versions_scalar() -> None:
 
 
 def test_odd_files_never_raise(tmp_path: Path) -> None:
-    make(tmp_path, {
-        "setup.cfg": "no section header\n[metadata\n",
-        "tox.ini": "[tox]\nenvlist = py37\n[tox]\nenvlist = py38\n  garbage line without key\n",
-        "Pipfile": "[packages\n",
-        "noxfile.py": "def (:\n",
-        "environment.yml": "dependencies: [numpy]\n",
-        "ci/environment.yml": "dependencies:\n  - numpy\n bad: : :\n",
-        ".github/workflows/ci.yml": "jobs: [\n",
-        ".travis.yml": "- just\n- a list\n",
-        "requirements.txt": "\x00\xff binary junk ===\n",
-        "setup.py": "setup(**{1: 2}, install_requires=42, extras_require=['x'])\n",
-    })
+    make(
+        tmp_path,
+        {
+            "setup.cfg": "no section header\n[metadata\n",
+            "tox.ini": "[tox]\nenvlist = py37\n[tox]\nenvlist = py38\n  garbage line without key\n",
+            "Pipfile": "[packages\n",
+            "noxfile.py": "def (:\n",
+            "environment.yml": "dependencies: [numpy]\n",
+            "ci/environment.yml": "dependencies:\n  - numpy\n bad: : :\n",
+            ".github/workflows/ci.yml": "jobs: [\n",
+            ".travis.yml": "- just\n- a list\n",
+            "requirements.txt": "\x00\xff binary junk ===\n",
+            "setup.py": "setup(**{1: 2}, install_requires=42, extras_require=['x'])\n",
+        },
+    )
     (tmp_path / "requirements-dev.txt").write_bytes(b"\xff\xfe pytest\n")
     md = read_metadata(tmp_path)
     assert isinstance(md, ProjectMetadata)
@@ -797,11 +911,14 @@ def test_odd_files_never_raise(tmp_path: Path) -> None:
 
 
 def test_pytest_plugins_come_from_the_config_pytest_reads_first(tmp_path: Path) -> None:
-    make(tmp_path, {
-        "pytest.ini": "[pytest]\naddopts = -rfEX -p pytester --cov=pkg -pxdist --strict-markers\n",
-        "setup.cfg": "[tool:pytest]\naddopts = -p other\n",
-        "pyproject.toml": '[tool.pytest.ini_options]\naddopts = ["-p", "third"]\n',
-    })
+    make(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\naddopts = -rfEX -p pytester --cov=pkg -pxdist --strict-markers\n",
+            "setup.cfg": "[tool:pytest]\naddopts = -p other\n",
+            "pyproject.toml": '[tool.pytest.ini_options]\naddopts = ["-p", "third"]\n',
+        },
+    )
     assert read_metadata(tmp_path).pytest_plugins == ["pytester", "xdist"]
     (tmp_path / "pytest.ini").unlink()
     assert read_metadata(tmp_path).pytest_plugins == ["third"]

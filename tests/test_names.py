@@ -20,8 +20,18 @@ def test_valid_ids_keep_their_form():
 
 
 def test_refused_characters_give_valid_distinct_stable_tags():
-    names = ["local__a+b-1", "local__a b-1", "local__A+B-1", "local__a-b-1", "Local__a-b-1", ".hidden", "-x", "+++",
-             "x" * 200, "x" * 199 + "y"]
+    names = [
+        "local__a+b-1",
+        "local__a b-1",
+        "local__A+B-1",
+        "local__a-b-1",
+        "Local__a-b-1",
+        ".hidden",
+        "-x",
+        "+++",
+        "x" * 200,
+        "x" * 199 + "y",
+    ]
     tags = [docker_tag(name) for name in names]
     assert all(TAG.fullmatch(tag) for tag in tags), tags
     assert len(set(tags)) == len(names)
@@ -32,8 +42,11 @@ def test_refused_characters_give_valid_distinct_stable_tags():
 
 
 def test_repository_names_from_folders_and_urls_are_githubs_characters(tmp_path):
-    for folder, expected in (("a+b", f"local/{safe_name('a+b')}"), ("My Project", f"local/{safe_name('My Project')}"),
-                             ("plain-name", "local/plain-name")):
+    for folder, expected in (
+        ("a+b", f"local/{safe_name('a+b')}"),
+        ("My Project", f"local/{safe_name('My Project')}"),
+        ("plain-name", "local/plain-name"),
+    ):
         repo = RepoBuilder(tmp_path / folder)
         repo.commit("first", "2024-01-01T00:00:00+00:00", {"x.py": "x = 1\n"})
         assert open_source(str(repo.path), tmp_path / "cache")[1] == expected

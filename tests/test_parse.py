@@ -36,8 +36,13 @@ import pytest
 
 from repoforge.schema import TestStatus as Status  # a Test* name would be collected
 from repoforge.testrun.logparsers import UnknownLogParser, parse_log, swebench_parser
-from repoforge.testrun.parse import (junit_would_name, parse_junit, parse_pytest_log, parse_unittest_log,
-                                     with_swebench_spellings)
+from repoforge.testrun.parse import (
+    junit_would_name,
+    parse_junit,
+    parse_pytest_log,
+    parse_unittest_log,
+    with_swebench_spellings,
+)
 
 DATA = Path(__file__).parent / "data"
 P, F, E, S, X = Status.PASSED, Status.FAILED, Status.ERROR, Status.SKIPPED, Status.XFAIL
@@ -88,9 +93,7 @@ PYTEST_SUITE = {
 # Only the JUnit report names a module that skipped itself; the console gives "file:line".
 PYTEST_JUNIT = PYTEST_SUITE | {"tests/test_modskip.py": S}
 
-JUNIT_FIXTURES = sorted(
-    p.name for p in (DATA / "junit").glob("pytest*.xml") if "internal" not in p.name
-)
+JUNIT_FIXTURES = sorted(p.name for p in (DATA / "junit").glob("pytest*.xml") if "internal" not in p.name)
 
 
 @pytest.mark.parametrize("fixture", JUNIT_FIXTURES)
@@ -204,13 +207,15 @@ def test_swebench_spellings_of_ids_with_spaces_and_paths_resolve_to_the_tests():
 
 
 def test_swebench_spellings_without_the_file():
-    spelled = with_swebench_spellings({
-        "sympy/core/tests/test_basic.py::test_equality": P,  # sympy's bin/test prints bare function names
-        "tests/test_p.py::test_power[2-3]": F,
-        "tests/basic/tests.py::ModelTest::test_save": P,  # Django names modules from its tests folder
-        "a/test_x.py::test_same": P,
-        "b/test_x.py::test_same": F,
-    })
+    spelled = with_swebench_spellings(
+        {
+            "sympy/core/tests/test_basic.py::test_equality": P,  # sympy's bin/test prints bare function names
+            "tests/test_p.py::test_power[2-3]": F,
+            "tests/basic/tests.py::ModelTest::test_save": P,  # Django names modules from its tests folder
+            "a/test_x.py::test_same": P,
+            "b/test_x.py::test_same": F,
+        }
+    )
     assert spelled["test_equality"] == P
     assert spelled["test_power[2-3]"] == F
     for name in ("basic.tests.ModelTest", "tests.basic.tests.ModelTest", "tests.ModelTest"):
@@ -231,20 +236,23 @@ def test_swebench_spellings_of_duplicate_parameter_ids_of_both_pytest_eras():
     assert (exact["t.py::test_d[1-10]"], exact["t.py::test_d[1-1_0]"]) == (F, P)  # an exact id always wins
 
 
-@pytest.mark.parametrize("test_id,named", [
-    ("tests/test_x.py::TestC::test_y[1]", True),
-    ("tests/test_x.py", True),  # a module that failed to import
-    ("test_y", True),
-    ("test_y[a-b", True),  # cut at a space
-    ("testHelper", True),  # pytest collects every test* function
-    ("test_y (tests.test_x.TestC)", True),
-    ("test_y (test_x.TestC.test_y)", True),
-    ("[100%]", False),  # a wrapped progress line
-    ("test_capsysbinary.py::test_hello", False),  # a test of an inner pytest run, printed into the log
-    ("tests/test_other.py::test_y", False),
-    ("test_y (other.TestC)", False),
-    ("Saving a model keeps its primary key", False),  # Django prints a docstring instead of the name
-])
+@pytest.mark.parametrize(
+    "test_id,named",
+    [
+        ("tests/test_x.py::TestC::test_y[1]", True),
+        ("tests/test_x.py", True),  # a module that failed to import
+        ("test_y", True),
+        ("test_y[a-b", True),  # cut at a space
+        ("testHelper", True),  # pytest collects every test* function
+        ("test_y (tests.test_x.TestC)", True),
+        ("test_y (test_x.TestC.test_y)", True),
+        ("[100%]", False),  # a wrapped progress line
+        ("test_capsysbinary.py::test_hello", False),  # a test of an inner pytest run, printed into the log
+        ("tests/test_other.py::test_y", False),
+        ("test_y (other.TestC)", False),
+        ("Saving a model keeps its primary key", False),  # Django prints a docstring instead of the name
+    ],
+)
 def test_junit_would_name_the_tests_of_the_files_that_ran(test_id, named):
     assert junit_would_name(test_id, ["tests/test_x.py"]) is named
 

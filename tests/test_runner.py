@@ -7,7 +7,6 @@ import time
 import pytest
 import ray
 import ray.cloudpickle
-
 from conftest import wait_for
 
 from repoforge.runner import DOCKER_SLOT, SLOT, RunnerError, run_items, start_ray
@@ -31,7 +30,7 @@ def nap(n: int) -> dict:
 
 def overlaps(spans: list[dict]) -> bool:
     spans = sorted(spans, key=lambda s: s["start"])
-    return any(b["start"] < a["end"] for a, b in zip(spans, spans[1:]))
+    return any(b["start"] < a["end"] for a, b in zip(spans, spans[1:], strict=False))
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +43,13 @@ def local_ray():
 
 def test_results_keyed_and_one_failure_does_not_stop_others(local_ray):
     seen = {}
-    results = run_items(square_or_fail, [1, 2, 3, 4], key=str, label="square",
-                        on_done=lambda item, outcome: seen.setdefault(item, outcome))
+    results = run_items(
+        square_or_fail,
+        [1, 2, 3, 4],
+        key=str,
+        label="square",
+        on_done=lambda item, outcome: seen.setdefault(item, outcome),
+    )
     assert set(results) == {"1", "2", "3", "4"}
     assert [results[k] for k in ("1", "2", "4")] == [1, 4, 16]
     assert isinstance(results["3"], ValueError) and "three is bad" in str(results["3"])
@@ -84,7 +88,8 @@ def test_two_node_cluster_spreads_items(two_node_cluster):
     wait_for(lambda: ray.cluster_resources().get(SLOT) == 2, "second node")
     # `repoforge node start` declared each node's Docker engine, as many container slots as slots
     assert ray.cluster_resources().get(DOCKER_SLOT) == (2 if engine_answers() else None)
-    results = run_items(nap, [1, 2, 3, 4], key=str, workers=2, ray_address=two_node_cluster, label="cluster",
-                        docker=engine_answers())
+    results = run_items(
+        nap, [1, 2, 3, 4], key=str, workers=2, ray_address=two_node_cluster, label="cluster", docker=engine_answers()
+    )
     assert len({r["node"] for r in results.values()}) == 2
     assert overlaps(list(results.values()))

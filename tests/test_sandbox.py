@@ -20,8 +20,9 @@ def sandbox(tmp_path):
     subprocess.run(["git", "init", "-q", str(tree)], check=True)
     (tree / "a.txt").write_text("one\n")
     subprocess.run(["git", "-C", str(tree), "add", "-A"], check=True)
-    subprocess.run(["git", "-C", str(tree), "-c", "user.name=x", "-c", "user.email=x@x", "commit", "-qm", "a"],
-                   check=True)
+    subprocess.run(
+        ["git", "-C", str(tree), "-c", "user.name=x", "-c", "user.email=x@x", "commit", "-qm", "a"], check=True
+    )
     box = ProcessSandbox(tree)
     yield box
     box.close()
@@ -31,8 +32,12 @@ def sandbox(tmp_path):
 def test_checkout_is_at_testbed_and_root_is_read_only(sandbox):
     result = sandbox.exec("pwd; cat a.txt; touch /usr/forbidden 2>&1 || echo read-only")
     assert result.exit_code == 0
-    assert result.output.splitlines() == [TESTBED, "one", "touch: cannot touch '/usr/forbidden': Read-only file system",
-                                          "read-only"]
+    assert result.output.splitlines() == [
+        TESTBED,
+        "one",
+        "touch: cannot touch '/usr/forbidden': Read-only file system",
+        "read-only",
+    ]
 
 
 @needs_bwrap
@@ -46,10 +51,10 @@ def test_tmp_is_private(sandbox, tmp_path):
 @pytest.mark.skipif(os.geteuid() != 0, reason="routing to loopback needs root for CAP_NET_ADMIN")
 def test_offline_connect_times_out_instead_of_failing_fast(sandbox):
     probe = (
-        "python3 -c \"import socket\n"
+        'python3 -c "import socket\n'
         "s = socket.socket(); s.settimeout(1)\n"
         "try:\n    s.connect(('192.0.2.1', 80))\n"
-        "except Exception as e:\n    print(type(e).__name__)\""
+        'except Exception as e:\n    print(type(e).__name__)"'
     )
     result = sandbox.exec(probe)
     assert result.output.strip() in {"timeout", "TimeoutError"}

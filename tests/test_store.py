@@ -11,8 +11,7 @@ import uuid
 
 import pytest
 
-from repoforge.store import (StoreError, disk_usage, format_usage, prune, remove_stale_containers,
-                             stale_containers)
+from repoforge.store import StoreError, disk_usage, format_usage, prune, remove_stale_containers, stale_containers
 
 
 def _engine_answers() -> bool:
@@ -96,15 +95,17 @@ def tree():
         made.cleanup()
 
 
-FILES = {"py": 200_000, "py-idle": 50_000, "env-a": 300_000, "env-b": 700_000, "i1": 10_000, "i2": 20_000,
-         "i3": 30_000}
+FILES = {"py": 200_000, "py-idle": 50_000, "env-a": 300_000, "env-b": 700_000, "i1": 10_000, "i2": 20_000, "i3": 30_000}
 PARENTS = {"py": "base", "py-idle": "base", "env-a": "py", "env-b": "py", "i1": "env-a", "i2": "env-a", "i3": "env-b"}
 
 
 def labels_of(tree: Tree, name: str, parent: str) -> list[str]:
     kind = {"p": "python", "e": "env", "i": "instance"}[name[0]]
-    own = {"python": [f"repoforge.python_source=host:/opt/{name}"], "env": [f"repoforge.fingerprint=f{name[-1]}"],
-           "instance": [f"repoforge.instance_id={tree.run}-{name}"]}[kind]
+    own = {
+        "python": [f"repoforge.python_source=host:/opt/{name}"],
+        "env": [f"repoforge.fingerprint=f{name[-1]}"],
+        "instance": [f"repoforge.instance_id={tree.run}-{name}"],
+    }[kind]
     return [f"repoforge.kind={kind}", f"repoforge.parent={parent}", *own]
 
 
@@ -137,8 +138,16 @@ def test_disk_usage_counts_shared_layers_once(tree, store):
     assert by_ref[store["i3"]].parent == store["env-b"]
     assert by_ref[store["i3"]].instance_id == f"{tree.run}-i3"
     assert by_ref[store["env-a"]].fingerprint == "fa"
-    assert [image.kind for image in usage.images] == ["base", "python", "python", "env", "env", "instance", "instance",
-                                                      "instance"]
+    assert [image.kind for image in usage.images] == [
+        "base",
+        "python",
+        "python",
+        "env",
+        "env",
+        "instance",
+        "instance",
+        "instance",
+    ]
 
     instances = ["i1", "i2", "i3"]
     assert usage.instances == 3
@@ -164,8 +173,10 @@ def test_missing_parent_counts_everything_as_own(tree, store):
 
 def test_prune_drops_one_envs_instances_then_the_env(tree, store):
     outsider = tree.imported("unlabeled", 1_000, [f"repoforge.test={tree.run}"])  # ours by marker, not by kind
-    i1_user = tree.create(store["i1"], {"repoforge.kind": "sandbox", "repoforge.pid": str(dead_pid()),
-                                        "repoforge.host": socket.gethostname()})
+    i1_user = tree.create(
+        store["i1"],
+        {"repoforge.kind": "sandbox", "repoforge.pid": str(dead_pid()), "repoforge.host": socket.gethostname()},
+    )
     gone = ("i1", "i2", "env-a", "py-idle")
     expected_freed = sum(size(store[name]) - size(store[PARENTS[name]]) for name in gone)
 
@@ -186,8 +197,10 @@ def test_prune_drops_one_envs_instances_then_the_env(tree, store):
 
 
 def test_prune_keeps_images_a_live_container_uses(tree, store):
-    tree.create(store["i2"], {"repoforge.kind": "sandbox", "repoforge.pid": str(os.getpid()),
-                              "repoforge.host": socket.gethostname()})
+    tree.create(
+        store["i2"],
+        {"repoforge.kind": "sandbox", "repoforge.pid": str(os.getpid()), "repoforge.host": socket.gethostname()},
+    )
     result = prune(keep_instances=set(), labels=tree.marker)
     # i2 holds env-a, py and the base
     assert sorted(result.images) == sorted([store["i1"], store["i3"], store["env-b"], store["py-idle"]])
@@ -201,16 +214,21 @@ def dead_pid() -> int:
 
 def test_stale_containers_are_those_whose_owner_died(tree, store):
     host = socket.gethostname()
-    dead = tree.create(store["base"], {"repoforge.kind": "sandbox", "repoforge.pid": str(dead_pid()),
-                                       "repoforge.host": host})
-    dead_build = tree.create(store["base"], {"repoforge.kind": "build", "repoforge.pid": str(dead_pid()),
-                                             "repoforge.host": host})
-    live = tree.create(store["base"], {"repoforge.kind": "sandbox", "repoforge.pid": str(os.getpid()),
-                                       "repoforge.host": host})
-    elsewhere = tree.create(store["base"], {"repoforge.kind": "sandbox", "repoforge.pid": str(dead_pid()),
-                                            "repoforge.host": f"not-{host}"})
-    other_kind = tree.create(store["base"], {"repoforge.kind": "instance", "repoforge.pid": str(dead_pid()),
-                                             "repoforge.host": host})
+    dead = tree.create(
+        store["base"], {"repoforge.kind": "sandbox", "repoforge.pid": str(dead_pid()), "repoforge.host": host}
+    )
+    dead_build = tree.create(
+        store["base"], {"repoforge.kind": "build", "repoforge.pid": str(dead_pid()), "repoforge.host": host}
+    )
+    live = tree.create(
+        store["base"], {"repoforge.kind": "sandbox", "repoforge.pid": str(os.getpid()), "repoforge.host": host}
+    )
+    elsewhere = tree.create(
+        store["base"], {"repoforge.kind": "sandbox", "repoforge.pid": str(dead_pid()), "repoforge.host": f"not-{host}"}
+    )
+    other_kind = tree.create(
+        store["base"], {"repoforge.kind": "instance", "repoforge.pid": str(dead_pid()), "repoforge.host": host}
+    )
 
     stale = stale_containers()
     assert dead in stale and dead_build in stale

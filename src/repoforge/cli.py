@@ -17,14 +17,21 @@ from repoforge import forge as pipeline
 from repoforge import store
 from repoforge.sandbox import get_backend
 
-app = typer.Typer(help="Turn git history into executable, validated SWE task instances.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Turn git history into executable, validated SWE task instances.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 console = Console(soft_wrap=True)
 
 Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder (reruns resume from it).")]
-Store = Annotated[Optional[Path], typer.Option(help="Where environments and clones are kept "
-                                               "[default: $REPOFORGE_HOME or ~/.cache/repoforge].")]
-Mirror = Annotated[Optional[Path], typer.Option("--repo-mirror", help="Look up owner/name as DIR/owner__name before cloning.")]
+Store = Annotated[
+    Optional[Path],
+    typer.Option(help="Where environments and clones are kept [default: $REPOFORGE_HOME or ~/.cache/repoforge]."),
+]
+Mirror = Annotated[
+    Optional[Path], typer.Option("--repo-mirror", help="Look up owner/name as DIR/owner__name before cloning.")
+]
 Workers = Annotated[int, typer.Option("--workers", "-w", min=1, help="Candidates processed in parallel.")]
 Timeout = Annotated[float, typer.Option(help="Seconds one test run may take before it is killed.")]
 RayAddress = Annotated[Optional[str], typer.Option(help="A Ray cluster (host:port); a local Ray when omitted.")]
@@ -59,9 +66,18 @@ def forge(
     ray_address: RayAddress = None,
 ) -> None:
     """Mine, build and validate: write OUT/instances.jsonl and OUT/forge_report.json."""
-    opts = _options(out, store, repo_mirror=repo_mirror, max_candidates=max_candidates, max_commits=max_commits,
-                    until=until, workers=workers, timeout=timeout, sandbox=_check_sandbox(sandbox),
-                    ray_address=ray_address)
+    opts = _options(
+        out,
+        store,
+        repo_mirror=repo_mirror,
+        max_candidates=max_candidates,
+        max_commits=max_commits,
+        until=until,
+        workers=workers,
+        timeout=timeout,
+        sandbox=_check_sandbox(sandbox),
+        ray_address=ray_address,
+    )
     report = pipeline.forge(sources, opts)
     _print_report(report)
     if not report["sources"]:
@@ -81,44 +97,66 @@ def mine(
     repo_mirror: Mirror = None,
 ) -> None:
     """Only mine: write OUT/candidates.jsonl and OUT/mine_rejections.jsonl."""
-    opts = _options(out, store, repo_mirror=repo_mirror, max_candidates=max_candidates, max_commits=max_commits,
-                    until=until)
+    opts = _options(
+        out, store, repo_mirror=repo_mirror, max_candidates=max_candidates, max_commits=max_commits, until=until
+    )
     opts.out.mkdir(parents=True, exist_ok=True)
     candidates = pipeline.mine_sources(sources, opts)
     console.print(f"{len(candidates)} candidates in {out / 'candidates.jsonl'}")
 
 
 @app.command()
-def build(out: Out, workers: Workers = 2, store: Store = None, sandbox: Sandbox = "auto",
-          ray_address: RayAddress = None) -> None:
+def build(
+    out: Out, workers: Workers = 2, store: Store = None, sandbox: Sandbox = "auto", ray_address: RayAddress = None
+) -> None:
     """Only build the environments of OUT's candidates: write OUT/builds/<id>.json."""
     opts = _options(out, store, workers=workers)
     candidates = _mined(out)
     name = get_backend(_check_sandbox(sandbox)).name
-    pipeline.run_all(candidates, lambda c: pipeline.build_one(c, opts, get_backend(name)), opts.workers, "build",
-                     ray_address, name)
+    pipeline.run_all(
+        candidates, lambda c: pipeline.build_one(c, opts, get_backend(name)), opts.workers, "build", ray_address, name
+    )
     _print_report(pipeline.assemble(opts, time.monotonic()))
 
 
 @app.command()
-def validate(out: Out, workers: Workers = 2, timeout: Timeout = 600, store: Store = None,
-             sandbox: Sandbox = "auto", ray_address: RayAddress = None) -> None:
+def validate(
+    out: Out,
+    workers: Workers = 2,
+    timeout: Timeout = 600,
+    store: Store = None,
+    sandbox: Sandbox = "auto",
+    ray_address: RayAddress = None,
+) -> None:
     """Validate OUT's built candidates (building what is missing): write instances and report."""
     opts = _options(out, store, workers=workers, timeout=timeout)
     candidates = _mined(out)
     name = get_backend(_check_sandbox(sandbox)).name
-    pipeline.run_all(candidates, lambda c: pipeline.forge_one(c, opts, get_backend(name)), opts.workers, "validate",
-                     ray_address, name)
+    pipeline.run_all(
+        candidates,
+        lambda c: pipeline.forge_one(c, opts, get_backend(name)),
+        opts.workers,
+        "validate",
+        ray_address,
+        name,
+    )
     _print_report(pipeline.assemble(opts, time.monotonic()))
 
 
 @app.command("eval")
 def evaluate(
-    dataset: Annotated[str, typer.Option(help="Instances: a JSONL, JSON or parquet file, ours or SWE-bench's; or a "
-                                              "Hugging Face dataset name, owner/name[:split] (split: test).")],
+    dataset: Annotated[
+        str,
+        typer.Option(
+            help="Instances: a JSONL, JSON or parquet file, ours or SWE-bench's; or a "
+            "Hugging Face dataset name, owner/name[:split] (split: test)."
+        ),
+    ],
     predictions: Annotated[str, typer.Option(help="A JSONL/JSON file of predictions, or gold, or empty.")],
     run_id: Annotated[str, typer.Option(help="Names the run; rerunning it resumes.")],
-    instance_ids: Annotated[Optional[list[str]], typer.Option("--instance-ids", "-i", help="Only these instances.")] = None,
+    instance_ids: Annotated[
+        Optional[list[str]], typer.Option("--instance-ids", "-i", help="Only these instances.")
+    ] = None,
     max_workers: Annotated[int, typer.Option(min=1, help="Instances evaluated in parallel.")] = 2,
     timeout: Annotated[float, typer.Option(help="Seconds the test run of one instance may take.")] = 1800,
     log_dir: Annotated[Path, typer.Option(help="SWE-bench's log folder.")] = Path("logs/run_evaluation"),
@@ -127,19 +165,32 @@ def evaluate(
     repo_mirror: Mirror = None,
     sandbox: Sandbox = "auto",
     ray_address: RayAddress = None,
-    network: Annotated[bool, typer.Option("--network", help="Let the tests reach the network (rows graded online); "
-                                                            "off, every connect goes nowhere.")] = False,
+    network: Annotated[
+        bool,
+        typer.Option(
+            "--network", help="Let the tests reach the network (rows graded online); off, every connect goes nowhere."
+        ),
+    ] = False,
 ) -> None:
     """Apply predictions to instances, run their tests, grade, and report as SWE-bench does."""
     from repoforge.harness import hub
     from repoforge.harness.dataset import DatasetError, load_dataset, load_predictions, sources_beside
-    from repoforge.harness.evaluate import EvalOptions, evaluate as run_evaluation
+    from repoforge.harness.evaluate import EvalOptions
+    from repoforge.harness.evaluate import evaluate as run_evaluation
 
     values = {"store": store} if store is not None else {}
     try:
-        opts = EvalOptions(run_id=run_id, log_dir=log_dir, report_dir=report_dir, repo_mirror=repo_mirror,
-                           sandbox=_check_sandbox(sandbox), timeout=timeout, ray_address=ray_address, network=network,
-                           **values)
+        opts = EvalOptions(
+            run_id=run_id,
+            log_dir=log_dir,
+            report_dir=report_dir,
+            repo_mirror=repo_mirror,
+            sandbox=_check_sandbox(sandbox),
+            timeout=timeout,
+            ray_address=ray_address,
+            network=network,
+            **values,
+        )
     except ValidationError as exc:
         raise typer.BadParameter(exc.errors()[0]["msg"].removeprefix("Value error, "), param_hint="--run-id") from None
     try:
@@ -149,7 +200,7 @@ def evaluate(
         chosen = load_predictions(predictions, rows)
     except DatasetError as exc:
         console.print(f"[red]{escape(str(exc))}[/red]")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     for instance_id, why in skipped.items():
         console.print(f"[yellow]skipping {escape(instance_id)}: {escape(why)}[/yellow]")
     unknown = sorted(set(instance_ids or ()) - {r.instance_id for r in rows} - set(skipped))
@@ -166,8 +217,9 @@ def evaluate(
     console.print(f"report: [bold]{path}[/bold]  logs: {opts.log_dir / run_id}")
 
 
-store_app = typer.Typer(help="Docker images of environments and instances: disk usage and pruning.",
-                        no_args_is_help=True)
+store_app = typer.Typer(
+    help="Docker images of environments and instances: disk usage and pruning.", no_args_is_help=True
+)
 app.add_typer(store_app, name="store")
 
 
@@ -183,15 +235,19 @@ def store_du(as_json: Annotated[bool, typer.Option("--json", help="Print JSON in
 
 @store_app.command("prune")
 def store_prune(
-    dataset: Annotated[Optional[Path], typer.Option(help="Keep only the instance images of this instances.jsonl.")] = None,
+    dataset: Annotated[
+        Optional[Path], typer.Option(help="Keep only the instance images of this instances.jsonl.")
+    ] = None,
 ) -> None:
     """Remove crashed runs' containers, and images no kept instance needs."""
     keep = None
     if dataset is not None:
         keep = {json.loads(line)["instance_id"] for line in dataset.read_text().splitlines() if line.strip()}
     result = _store_call(lambda: store.prune(keep))
-    console.print(f"removed {len(result.containers)} containers and {len(result.images)} images, "
-                  f"freed {store.human(result.freed_bytes)}")
+    console.print(
+        f"removed {len(result.containers)} containers and {len(result.images)} images, "
+        f"freed {store.human(result.freed_bytes)}"
+    )
 
 
 def _store_call(function):
@@ -199,11 +255,12 @@ def _store_call(function):
         return function()
     except store.StoreError as exc:
         console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
 
 
-node_app = typer.Typer(help="Ray nodes that run forge and eval items: one per machine, slots per Docker engine.",
-                       no_args_is_help=True)
+node_app = typer.Typer(
+    help="Ray nodes that run forge and eval items: one per machine, slots per Docker engine.", no_args_is_help=True
+)
 app.add_typer(node_app, name="node")
 
 
@@ -211,7 +268,9 @@ app.add_typer(node_app, name="node")
 def node_start(
     address: Annotated[Optional[str], typer.Option(help="The head's host:port to join; omitted: start a head.")] = None,
     port: Annotated[int, typer.Option(help="The head's port (when starting a head).")] = 6379,
-    slots: Annotated[Optional[int], typer.Option(min=1, help="Items this node runs at once \\[default: its cores].")] = None,
+    slots: Annotated[
+        Optional[int], typer.Option(min=1, help="Items this node runs at once \\[default: its cores].")
+    ] = None,
     ray_args: Annotated[Optional[list[str]], typer.Argument(help="More `ray start` options, after --.")] = None,
 ) -> None:
     """`ray start` with this node's resources: SLOTS items, and as many container items if Docker answers."""
@@ -222,8 +281,14 @@ def node_start(
 
     resources = node_resources(slots or os.cpu_count() or 1)
     joining = [f"--address={address}"] if address else ["--head", f"--port={port}", "--include-dashboard=false"]
-    command = [str(Path(sys.executable).parent / "ray"), "start", *joining, "--resources", json.dumps(resources),
-               *(ray_args or [])]
+    command = [
+        str(Path(sys.executable).parent / "ray"),
+        "start",
+        *joining,
+        "--resources",
+        json.dumps(resources),
+        *(ray_args or []),
+    ]
     console.print(f"resources: {resources}")
     sys.stdout.flush()
     # Become `ray start`, so that its --block mode receives the signals meant for the node.
@@ -251,8 +316,16 @@ def _print_report(report: dict) -> None:
     table = Table(title="forge")
     table.add_column("stage")
     table.add_column("count", justify="right")
-    for key in ("commits_scanned", "candidates", "env_ready", "env_fingerprints", "env_reused", "validated",
-                "instances", "flaky_tests"):
+    for key in (
+        "commits_scanned",
+        "candidates",
+        "env_ready",
+        "env_fingerprints",
+        "env_reused",
+        "validated",
+        "instances",
+        "flaky_tests",
+    ):
         table.add_row(key.replace("_", " "), str(counts[key]))
     for stage, reasons in counts["rejected"].items():
         for reason, n in reasons.items():

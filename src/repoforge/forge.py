@@ -17,8 +17,8 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from pydantic import BaseModel, Field
 from rich.console import Console
@@ -27,9 +27,9 @@ from repoforge.env.build import BuildFailed, ensure_env, plan
 from repoforge.git.locate import keep_clone
 from repoforge.git.repo import GitError, checkout, open_source
 from repoforge.mine import mine
+from repoforge.runner import run_items
 from repoforge.sandbox import SandboxError, get_backend
 from repoforge.sandbox.base import Backend
-from repoforge.runner import run_items
 from repoforge.schema import AbsolutePath, BuildAttempt, Candidate, EnvSpec, Rejection, TaskInstance
 from repoforge.validate import validate
 
@@ -87,6 +87,7 @@ def _jsonl(models: list[BaseModel]) -> str:
 
 # --- mine -------------------------------------------------------------------------------------
 
+
 def mine_sources(sources: list[str], opts: ForgeOptions) -> list[Candidate]:
     """Mine every source into OUT; reuse OUT/candidates.jsonl when it exists (resume)."""
     candidates_file = opts.out / "candidates.jsonl"
@@ -106,8 +107,10 @@ def mine_sources(sources: list[str], opts: ForgeOptions) -> list[Candidate]:
         try:  # rows forged from it are then evaluated wherever they are taken
             keep_clone(path, name, opts.store)
         except GitError as exc:
-            console.print(f"[yellow]{source}: not kept in the store ({exc}); eval finds it through "
-                          f"{opts.out / 'sources.json'}[/yellow]")
+            console.print(
+                f"[yellow]{source}: not kept in the store ({exc}); eval finds it through "
+                f"{opts.out / 'sources.json'}[/yellow]"
+            )
         candidates += found
         rejections += rejected
     if opts.max_candidates is not None:
@@ -125,6 +128,7 @@ def load_candidates(out: Path) -> list[Candidate]:
 
 
 # --- build and validate, per candidate ----------------------------------------------------------
+
 
 def _repo_path(out: Path, repo: str) -> Path:
     return Path(json.loads((out / "sources.json").read_text())[repo])
@@ -150,11 +154,17 @@ def build_one(candidate: Candidate, opts: ForgeOptions, backend: Backend) -> Bui
     except BuildFailed as exc:
         record.attempts = exc.attempts
         detail = "\n".join(f"[{a.strategy}] {a.error}" for a in exc.attempts)
-        record.rejection = Rejection(stage="build", reason=str(exc), detail=detail,
-                                     instance_id=candidate.instance_id, commit=candidate.commit)
+        record.rejection = Rejection(
+            stage="build", reason=str(exc), detail=detail, instance_id=candidate.instance_id, commit=candidate.commit
+        )
     except (GitError, SandboxError) as exc:
-        record.rejection = Rejection(stage="build", reason=_error_reason(exc), detail=str(exc),
-                                     instance_id=candidate.instance_id, commit=candidate.commit)
+        record.rejection = Rejection(
+            stage="build",
+            reason=_error_reason(exc),
+            detail=str(exc),
+            instance_id=candidate.instance_id,
+            commit=candidate.commit,
+        )
     finally:
         shutil.rmtree(tree, ignore_errors=True)
     record.seconds = time.monotonic() - start
@@ -172,13 +182,22 @@ def validate_one(candidate: Candidate, build: BuildRecord, opts: ForgeOptions, b
         record.rejection = build.rejection
     else:
         try:
-            sandbox = backend.instance_sandbox(_repo_path(opts.out, candidate.repo), candidate.base_commit,
-                                               build.env_ref, candidate.instance_id, opts.store / "work")
-            outcome, record.flaky = validate(candidate, sandbox, build.env, opts.pre_runs, opts.post_runs,
-                                             opts.timeout)
+            sandbox = backend.instance_sandbox(
+                _repo_path(opts.out, candidate.repo),
+                candidate.base_commit,
+                build.env_ref,
+                candidate.instance_id,
+                opts.store / "work",
+            )
+            outcome, record.flaky = validate(candidate, sandbox, build.env, opts.pre_runs, opts.post_runs, opts.timeout)
         except (GitError, SandboxError) as exc:
-            outcome = Rejection(stage="validate", reason=_error_reason(exc), detail=str(exc),
-                                instance_id=candidate.instance_id, commit=candidate.commit)
+            outcome = Rejection(
+                stage="validate",
+                reason=_error_reason(exc),
+                detail=str(exc),
+                instance_id=candidate.instance_id,
+                commit=candidate.commit,
+            )
         if isinstance(outcome, TaskInstance):
             record.instance = outcome
         else:
@@ -193,21 +212,32 @@ def forge_one(candidate: Candidate, opts: ForgeOptions, backend: Backend) -> Res
     return validate_one(candidate, build_one(candidate, opts, backend), opts, backend)
 
 
-def run_all(items: list, work: Callable, workers: int, label: str, ray_address: str | None = None,
-            sandbox: str = "process") -> None:
+def run_all(
+    items: list, work: Callable, workers: int, label: str, ray_address: str | None = None, sandbox: str = "process"
+) -> None:
     """Run `work` on every item (it has an instance_id) as Ray tasks; one failure never stops the rest.
 
     `work` writes its own results to files, so a crash loses at most the items in flight.
     """
+
     def report_failure(item, outcome) -> None:
         if isinstance(outcome, BaseException):  # a bug must not cost the other items their results
             console.print(f"[red]{item.instance_id}: internal error {type(outcome).__name__}: {outcome}[/red]")
 
-    run_items(work, items, key=lambda item: item.instance_id, workers=workers, ray_address=ray_address,
-              label=label, docker=sandbox == "docker", on_done=report_failure)
+    run_items(
+        work,
+        items,
+        key=lambda item: item.instance_id,
+        workers=workers,
+        ray_address=ray_address,
+        label=label,
+        docker=sandbox == "docker",
+        on_done=report_failure,
+    )
 
 
 # --- assembling ---------------------------------------------------------------------------------
+
 
 def _records(out: Path, folder: str, model: type[BaseModel]) -> dict[str, BaseModel]:
     return {p.stem: model.model_validate_json(p.read_text()) for p in sorted((out / folder).glob("*.json"))}
@@ -219,14 +249,29 @@ def assemble(opts: ForgeOptions, started: float) -> dict:
     candidates = load_candidates(out) if (out / "candidates.jsonl").exists() else []
     builds = _records(out, "builds", BuildRecord)
     results = _records(out, "results", ResultRecord)
-    mine_rejections = [Rejection.model_validate_json(l) for l in (out / "mine_rejections.jsonl").read_text().splitlines()
-                       if l.strip()] if (out / "mine_rejections.jsonl").exists() else []
-    instances = [results[c.instance_id].instance for c in candidates
-                 if c.instance_id in results and results[c.instance_id].instance]
-    rejections = mine_rejections + [r.rejection for r in results.values() if r.rejection] + [
-        b.rejection for i, b in builds.items() if b.rejection and i not in results]
+    mine_rejections = (
+        [
+            Rejection.model_validate_json(line)
+            for line in (out / "mine_rejections.jsonl").read_text().splitlines()
+            if line.strip()
+        ]
+        if (out / "mine_rejections.jsonl").exists()
+        else []
+    )
+    instances = [
+        results[c.instance_id].instance
+        for c in candidates
+        if c.instance_id in results and results[c.instance_id].instance
+    ]
+    rejections = (
+        mine_rejections
+        + [r.rejection for r in results.values() if r.rejection]
+        + [b.rejection for i, b in builds.items() if b.rejection and i not in results]
+    )
     built = [b for b in builds.values() if b.env]
-    stage_seconds = json.loads((out / "stage_seconds.json").read_text()) if (out / "stage_seconds.json").exists() else {}
+    stage_seconds = (
+        json.loads((out / "stage_seconds.json").read_text()) if (out / "stage_seconds.json").exists() else {}
+    )
     report = {
         "sources": json.loads((out / "sources.json").read_text()) if (out / "sources.json").exists() else {},
         "counts": {
@@ -268,6 +313,12 @@ def forge(sources: list[str], opts: ForgeOptions) -> dict:
     console.print(f"{len(candidates)} candidates from {len(sources)} source(s)")
     backend = get_backend(opts.sandbox)  # chosen here, once; each worker process starts its own
     sandbox = backend.name
-    run_all(candidates, lambda c: forge_one(c, opts, get_backend(sandbox)), opts.workers, f"forge ({sandbox})",
-            opts.ray_address, sandbox)
+    run_all(
+        candidates,
+        lambda c: forge_one(c, opts, get_backend(sandbox)),
+        opts.workers,
+        f"forge ({sandbox})",
+        opts.ray_address,
+        sandbox,
+    )
     return assemble(opts, started)

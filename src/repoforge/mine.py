@@ -118,8 +118,9 @@ def mine_commit(repo_path: Path, repo: str, commit: Commit) -> Candidate | Rejec
     )
 
 
-def mine(repo_path: Path, repo: str, limit_commits: int | None = None,
-         until: str | None = None) -> tuple[list[Candidate], list[Rejection]]:
+def mine(
+    repo_path: Path, repo: str, limit_commits: int | None = None, until: str | None = None
+) -> tuple[list[Candidate], list[Rejection]]:
     """Walk first-parent history, newest first; every commit becomes a candidate or a rejection."""
     candidates, rejections, seen = [], [], set()
     for commit in first_parent_history(repo_path, limit=limit_commits, until=until):

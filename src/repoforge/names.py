@@ -42,8 +42,10 @@ MAX_FOLDER_BYTES = 200
 
 def check_run_id(run_id: str) -> str:
     if not RUN_ID.fullmatch(run_id):
-        raise ValueError(f"{run_id!r} is not a run id: 1-64 letters, digits, '-' and '_', led by a letter or digit "
-                         "(no dot: the run report is <model>.<run_id>.json)")
+        raise ValueError(
+            f"{run_id!r} is not a run id: 1-64 letters, digits, '-' and '_', led by a letter or digit "
+            "(no dot: the run report is <model>.<run_id>.json)"
+        )
     return run_id
 
 
@@ -54,8 +56,10 @@ def check_folder_name(name: str) -> str:
     except UnicodeEncodeError:
         raise ValueError(f"{name!r} is not UTF-8 text (it holds a lone surrogate)") from None
     if not name or name in (".", "..") or "/" in name or re.search(r"[\x00-\x1f\x7f]", name) or size > MAX_FOLDER_BYTES:
-        raise ValueError(f"{name!r} cannot name a folder: it must be 1-{MAX_FOLDER_BYTES} bytes, not '.' or '..', "
-                         "without '/' or control characters")
+        raise ValueError(
+            f"{name!r} cannot name a folder: it must be 1-{MAX_FOLDER_BYTES} bytes, not '.' or '..', "
+            "without '/' or control characters"
+        )
     return name
 
 

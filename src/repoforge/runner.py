@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from itertools import islice
-from typing import Any, Callable
+from typing import Any
 
 import ray
 from ray.exceptions import RayTaskError
@@ -55,8 +56,12 @@ def start_ray(address: str | None = None, workers: int = 2) -> None:
     quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
     try:
         if address is None:
-            ray.init(num_cpus=max(workers, os.cpu_count() or 1), resources=node_resources(workers),
-                     include_dashboard=False, **quiet)
+            ray.init(
+                num_cpus=max(workers, os.cpu_count() or 1),
+                resources=node_resources(workers),
+                include_dashboard=False,
+                **quiet,
+            )
         else:
             _check_reachable(address)
             ray.init(address=address, **quiet)
@@ -81,9 +86,17 @@ def _outcome(ref: ray.ObjectRef) -> Any:
         return exc
 
 
-def run_items(fn: Callable[[Any], Any], items: list, *, key: Callable[[Any], str], workers: int = 2,
-              ray_address: str | None = None, label: str = "", docker: bool = False,
-              on_done: Callable[[Any, Any], None] | None = None) -> dict[str, object]:
+def run_items(
+    fn: Callable[[Any], Any],
+    items: list,
+    *,
+    key: Callable[[Any], str],
+    workers: int = 2,
+    ray_address: str | None = None,
+    label: str = "",
+    docker: bool = False,
+    on_done: Callable[[Any, Any], None] | None = None,
+) -> dict[str, object]:
     """Run fn(item) for every item; return {key(item): result or the exception it raised}.
 
     At most `workers` items are in flight (so workers=1 is strictly serial even on a Ray started with
@@ -94,14 +107,21 @@ def run_items(fn: Callable[[Any], Any], items: list, *, key: Callable[[Any], str
     start_ray(ray_address, workers)
     needs = {SLOT: 1, **({DOCKER_SLOT: 1} if docker else {})}
     if missing := [name for name in needs if not ray.cluster_resources().get(name)]:
-        raise RunnerError(f"no node of the Ray cluster offers {', '.join(missing)}; start nodes with "
-                          "`repoforge node start` (on a machine with a Docker engine for Docker sandboxes)")
+        raise RunnerError(
+            f"no node of the Ray cluster offers {', '.join(missing)}; start nodes with "
+            "`repoforge node start` (on a machine with a Docker engine for Docker sandboxes)"
+        )
     task = _call.options(num_cpus=0.01, resources=needs)
     pending = iter(items)
     in_flight: dict[ray.ObjectRef, Any] = {}
     results: dict[str, object] = {}
-    columns = [TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.description}")]
+    columns = [
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+    ]
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task("", total=len(items))
         while True:

@@ -181,8 +181,11 @@ class InstanceReport(BaseModel):
     patch_exists: bool = True
     patch_successfully_applied: bool = False
     resolved: bool = False
-    tests_status: dict[str, TestsStatus] = Field(default_factory=lambda: {
-        key: TestsStatus() for key in ("FAIL_TO_PASS", "PASS_TO_PASS", "FAIL_TO_FAIL", "PASS_TO_FAIL")})
+    tests_status: dict[str, TestsStatus] = Field(
+        default_factory=lambda: {
+            key: TestsStatus() for key in ("FAIL_TO_PASS", "PASS_TO_PASS", "FAIL_TO_FAIL", "PASS_TO_FAIL")
+        }
+    )
     error: str = ""  # an infrastructure failure (environment, sandbox, harness), apart from the model's
     # Why the run's results cannot be trusted (the patch reaches into the test machinery, or the JUnit file and
     # the console summary disagree): such an instance is not resolved.

@@ -109,16 +109,20 @@ def _images(docker: str, labels: dict[str, str] | None) -> list[_Image]:
         parent_layers = ((parent or {}).get("RootFS") or {}).get("Layers") or []
         # A parent whose layers are not a prefix of ours was rebuilt under the same tag since:
         # it is not what we stand on, so count it as missing.
-        if parent is not None and layers[:len(parent_layers)] != parent_layers:
+        if parent is not None and layers[: len(parent_layers)] != parent_layers:
             parent = None
         size = int(item["Size"])
         usage = ImageUsage(
-            ref=tags[0] if tags else item["Id"].removeprefix("sha256:")[:12], id=item["Id"],
-            kind=found["repoforge.kind"], parent=parent_ref,
+            ref=tags[0] if tags else item["Id"].removeprefix("sha256:")[:12],
+            id=item["Id"],
+            kind=found["repoforge.kind"],
+            parent=parent_ref,
             instance_id=found.get("repoforge.instance_id") or None,
             fingerprint=found.get("repoforge.fingerprint") or None,
             python_source=found.get("repoforge.python_source") or None,
-            apparent_bytes=size, own_bytes=size - int(parent["Size"]) if parent else size)
+            apparent_bytes=size,
+            own_bytes=size - int(parent["Size"]) if parent else size,
+        )
         images.append(_Image(id=item["Id"], tags=tags, layers=layers, usage=usage))
     images.sort(key=lambda image: (KINDS.index(image.usage.kind), image.usage.ref))
     return images
@@ -129,11 +133,14 @@ def _summarize(images: list[ImageUsage]) -> StoreUsage:
     unique = sum(image.own_bytes for image in images)
     full = sum(image.apparent_bytes for image in instances)
     return StoreUsage(
-        images=images, instances=len(instances),
-        apparent_bytes=sum(image.apparent_bytes for image in images), unique_bytes=unique,
+        images=images,
+        instances=len(instances),
+        apparent_bytes=sum(image.apparent_bytes for image in images),
+        unique_bytes=unique,
         full_image_per_instance_bytes=full,
         unique_bytes_per_instance=unique / len(instances) if instances else 0.0,
-        apparent_bytes_per_instance=full / len(instances) if instances else 0.0)
+        apparent_bytes_per_instance=full / len(instances) if instances else 0.0,
+    )
 
 
 def disk_usage(docker: str = "docker", *, labels: dict[str, str] | None = None) -> StoreUsage:
@@ -182,8 +189,9 @@ def _remove(docker: str, image: _Image) -> bool:
     return _run(docker, "image", "inspect", image.id, check=False).returncode != 0
 
 
-def prune(keep_instances: set[str] | None = None, docker: str = "docker", *,
-          labels: dict[str, str] | None = None) -> PruneResult:
+def prune(
+    keep_instances: set[str] | None = None, docker: str = "docker", *, labels: dict[str, str] | None = None
+) -> PruneResult:
     """Remove stale containers, then unwanted instance images, then envs, Pythons and bases nothing stands on.
 
     Instances are removed when keep_instances is given and their id is not in it, and always when
@@ -203,15 +211,25 @@ def prune(keep_instances: set[str] | None = None, docker: str = "docker", *,
                 removed.append(image)
                 del remaining[image.id]
 
-    drop([image for image in images if image.usage.kind == "instance"
-          and (not image.tags or (keep_instances is not None and image.usage.instance_id not in keep_instances))])
+    drop(
+        [
+            image
+            for image in images
+            if image.usage.kind == "instance"
+            and (not image.tags or (keep_instances is not None and image.usage.instance_id not in keep_instances))
+        ]
+    )
     for kind in ("env", "python", "base"):
         # Any remaining image naming it keeps it, whatever its kind: safer than the strict tree.
         named = {tag_ids.get(_normalize(image.usage.parent)) for image in remaining.values() if image.usage.parent}
-        drop([image for image in images if image.usage.kind == kind and image.id in remaining
-              and image.id not in named])
-    return PruneResult(containers=containers, images=[image.usage.ref for image in removed],
-                       freed_bytes=sum(image.usage.own_bytes for image in removed))
+        drop(
+            [image for image in images if image.usage.kind == kind and image.id in remaining and image.id not in named]
+        )
+    return PruneResult(
+        containers=containers,
+        images=[image.usage.ref for image in removed],
+        freed_bytes=sum(image.usage.own_bytes for image in removed),
+    )
 
 
 def human(size: float) -> str:
@@ -235,11 +253,12 @@ def format_usage(usage: StoreUsage) -> Table:
             table.add_row(image.ref, image.kind, human(image.apparent_bytes), human(image.own_bytes))
         if rows:
             table.add_section()
-    table.add_row(f"total ({len(usage.images)} images, as `docker images` adds up)", "",
-                  human(usage.apparent_bytes), "")
+    table.add_row(
+        f"total ({len(usage.images)} images, as `docker images` adds up)", "", human(usage.apparent_bytes), ""
+    )
     table.add_row("unique bytes on disk", "", "", human(usage.unique_bytes))
-    table.add_row(f"one full image per instance ({usage.instances})", "",
-                  human(usage.full_image_per_instance_bytes), "")
-    table.add_row("per instance", "", human(usage.apparent_bytes_per_instance),
-                  human(usage.unique_bytes_per_instance))
+    table.add_row(
+        f"one full image per instance ({usage.instances})", "", human(usage.full_image_per_instance_bytes), ""
+    )
+    table.add_row("per instance", "", human(usage.apparent_bytes_per_instance), human(usage.unique_bytes_per_instance))
     return table

@@ -33,8 +33,9 @@ class SuiteRun(NamedTuple):
 def test_run_command(sandbox: Sandbox, spec: EnvSpec, files: list[str]) -> str:
     """The command of one run of the test files (spec's runner known: see with_runner)."""
     junit = f"{sandbox.root}/{JUNIT_FILE}"
-    return hardened(render(spec.test_command, files, junit), sandbox.root, spec.runner_version,
-                    spec.runner_plugins or {})
+    return hardened(
+        render(spec.test_command, files, junit), sandbox.root, spec.runner_version, spec.runner_plugins or {}
+    )
 
 
 def with_runner(spec: EnvSpec, sandbox: Sandbox) -> EnvSpec:
@@ -81,7 +82,9 @@ def existing_files(sandbox: Sandbox, paths: list[str]) -> list[str]:
     return [p for p in paths if p in found.output.splitlines()]
 
 
-def classify(pre: list[dict[str, TestStatus]], post: list[dict[str, TestStatus]]) -> tuple[list[str], list[str], list[str]]:
+def classify(
+    pre: list[dict[str, TestStatus]], post: list[dict[str, TestStatus]]
+) -> tuple[list[str], list[str], list[str]]:
     """(FAIL_TO_PASS, PASS_TO_PASS, flaky): a test missing from a run counts as failed there."""
     f2p, p2p, flaky = [], [], []
     for test in sorted(set().union(*pre, *post)):
@@ -100,11 +103,13 @@ def _mixed(statuses: list[TestStatus]) -> bool:
     return any(s in PASSING for s in statuses) and any(s in FAILING for s in statuses)
 
 
-def validate(candidate: Candidate, sandbox: Sandbox, spec: EnvSpec, pre_runs: int = 2, post_runs: int = 3,
-             timeout: float = 600) -> tuple[TaskInstance | Rejection, list[str]]:
+def validate(
+    candidate: Candidate, sandbox: Sandbox, spec: EnvSpec, pre_runs: int = 2, post_runs: int = 3, timeout: float = 600
+) -> tuple[TaskInstance | Rejection, list[str]]:
     """The instance (or why not) and the flaky tests left out; `sandbox` holds the base commit and is closed."""
-    reject = lambda reason, detail="": Rejection(stage="validate", reason=reason, detail=detail,
-                                                 instance_id=candidate.instance_id, commit=candidate.commit)
+    reject = lambda reason, detail="": Rejection(
+        stage="validate", reason=reason, detail=detail, instance_id=candidate.instance_id, commit=candidate.commit
+    )
     try:
         spec = with_runner(spec, sandbox)
         try:
@@ -131,9 +136,17 @@ def validate(candidate: Candidate, sandbox: Sandbox, spec: EnvSpec, pre_runs: in
     if not f2p:
         return reject("no FAIL_TO_PASS tests", f"{len(p2p)} pass before and after; {len(flaky)} flaky"), flaky
     instance = TaskInstance(
-        repo=candidate.repo, instance_id=candidate.instance_id, base_commit=candidate.base_commit,
-        patch=candidate.patch, test_patch=candidate.test_patch, problem_statement=candidate.problem_statement,
-        hints_text=candidate.hints_text, created_at=candidate.created_at, FAIL_TO_PASS=f2p, PASS_TO_PASS=p2p,
-        environment_setup_commit=candidate.base_commit, env=spec,
+        repo=candidate.repo,
+        instance_id=candidate.instance_id,
+        base_commit=candidate.base_commit,
+        patch=candidate.patch,
+        test_patch=candidate.test_patch,
+        problem_statement=candidate.problem_statement,
+        hints_text=candidate.hints_text,
+        created_at=candidate.created_at,
+        FAIL_TO_PASS=f2p,
+        PASS_TO_PASS=p2p,
+        environment_setup_commit=candidate.base_commit,
+        env=spec,
     )
     return instance, flaky

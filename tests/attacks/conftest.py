@@ -20,13 +20,13 @@ from repoforge.schema import InstanceReport, Prediction, TaskInstance
 
 FIX_ID = "example__calcpkg-12"
 # Code an attack runs wherever it can: it leaves a file on the host if it ever runs there.
-ESCAPE = '''try:
+ESCAPE = """try:
     open("MARKER", "w").write("escaped")
 except OSError:
     pass
-'''
+"""
 # pytest's reports all say passed, in every account of the run (JUnit file and console alike).
-REPORTS_PASS = '''import _pytest.reports
+REPORTS_PASS = """import _pytest.reports
 
 _init = _pytest.reports.TestReport.__init__
 
@@ -37,20 +37,22 @@ def _passed(self, *args, **kwargs):
 
 
 _pytest.reports.TestReport.__init__ = _passed
-'''
+"""
 # A pytest hook doing the same, for a conftest or a plugin.
-HOOK_PASS = '''import pytest
+HOOK_PASS = """import pytest
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     outcome.get_result().outcome = "passed"
-'''
+"""
 # What a forged JUnit file says: every test of the run passed.
-FAKE_JUNIT = ('<testsuite><testcase classname="tests.test_calc" name="test_add"/>'
-              '<testcase classname="tests.test_calc" name="test_add_negative"/>'
-              '<testcase classname="tests.test_calc" name="test_mul"/></testsuite>')
+FAKE_JUNIT = (
+    '<testsuite><testcase classname="tests.test_calc" name="test_add"/>'
+    '<testcase classname="tests.test_calc" name="test_add_negative"/>'
+    '<testcase classname="tests.test_calc" name="test_mul"/></testsuite>'
+)
 
 
 def added(path: str, text: str, git_header: bool = True) -> str:
@@ -67,8 +69,10 @@ def filled(path: str, text: str) -> str:
 
 
 def symlink(path: str, target: str) -> str:
-    return (f"diff --git a/{path} b/{path}\nnew file mode 120000\n--- /dev/null\n+++ b/{path}\n@@ -0,0 +1 @@\n"
-            f"+{target}\n\\ No newline at end of file\n")
+    return (
+        f"diff --git a/{path} b/{path}\nnew file mode 120000\n--- /dev/null\n+++ b/{path}\n@@ -0,0 +1 @@\n"
+        f"+{target}\n\\ No newline at end of file\n"
+    )
 
 
 class Grader:
@@ -78,8 +82,15 @@ class Grader:
         self.root, self.backend = root, backend
         rows, _ = load_dataset(root / "forged" / "instances.jsonl")
         self.row: TaskInstance = next(r for r in rows if r.instance_id == FIX_ID)
-        self.opts = EvalOptions(run_id=f"attacks-{backend}", store=store, log_dir=root / "logs", report_dir=root,
-                                repo_mirror=root / "mirror", sandbox=backend, timeout=60)
+        self.opts = EvalOptions(
+            run_id=f"attacks-{backend}",
+            store=store,
+            log_dir=root / "logs",
+            report_dir=root,
+            repo_mirror=root / "mirror",
+            sandbox=backend,
+            timeout=60,
+        )
 
     def grade(self, name: str, patch: str) -> tuple[InstanceReport, str]:
         """The report and run_instance.log of `patch`, graded as model `name`."""

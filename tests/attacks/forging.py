@@ -19,8 +19,10 @@ from repoforge.schema import Prediction, TaskInstance
 FIX_ID = "example__calcpkg-12"  # add() returned a - b; FAIL_TO_PASS test_add, test_add_negative; PASS_TO_PASS test_mul
 F2P = ["tests/test_calc.py::test_add", "tests/test_calc.py::test_add_negative"]
 REPOFORGE = str(Path(sys.executable).parent / "repoforge")
-BACKENDS = ["process", pytest.param("docker", marks=pytest.mark.skipif(not engine_answers(),
-                                                                        reason="no Docker engine answers here"))]
+BACKENDS = [
+    "process",
+    pytest.param("docker", marks=pytest.mark.skipif(not engine_answers(), reason="no Docker engine answers here")),
+]
 _forged: dict[Path, Path] = {}
 
 
@@ -49,12 +51,25 @@ def predict(patch: str, model: str = "attacker", instance_id: str = FIX_ID) -> d
 
 
 def options(tmp: Path, store: Path, run_id: str, sandbox: str = "process") -> EvalOptions:
-    return EvalOptions(run_id=run_id, store=store, log_dir=tmp / "logs", report_dir=tmp / "reports",
-                       repo_mirror=tmp / "mirror", sandbox=sandbox, timeout=60)
+    return EvalOptions(
+        run_id=run_id,
+        store=store,
+        log_dir=tmp / "logs",
+        report_dir=tmp / "reports",
+        repo_mirror=tmp / "mirror",
+        sandbox=sandbox,
+        timeout=60,
+    )
 
 
-def grade(tmp: Path, store: Path, predictions: dict[str, Prediction] | str, run_id: str,
-          dataset: list[TaskInstance] | None = None, sandbox: str = "process") -> tuple[dict, dict[str, dict]]:
+def grade(
+    tmp: Path,
+    store: Path,
+    predictions: dict[str, Prediction] | str,
+    run_id: str,
+    dataset: list[TaskInstance] | None = None,
+    sandbox: str = "process",
+) -> tuple[dict, dict[str, dict]]:
     """Evaluate: the run report, and each instance's report.json body (or, if it erred, its run_instance.log)."""
     dataset = dataset or rows(tmp)
     chosen = load_predictions(predictions, dataset) if isinstance(predictions, str) else predictions
@@ -68,29 +83,45 @@ def grade(tmp: Path, store: Path, predictions: dict[str, Prediction] | str, run_
     return report, graded
 
 
-def log_of(tmp: Path, store: Path, run_id: str, model: str = "attacker", instance_id: str = FIX_ID,
-           name: str = "run_instance.log") -> str:
+def log_of(
+    tmp: Path,
+    store: Path,
+    run_id: str,
+    model: str = "attacker",
+    instance_id: str = FIX_ID,
+    name: str = "run_instance.log",
+) -> str:
     prediction = Prediction(instance_id=instance_id, model_name_or_path=model)
     return (instance_log_dir(options(tmp, store, run_id), prediction, instance_id) / name).read_text()
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """`repoforge ...` as a user runs it; COLUMNS keeps rich from wrapping the messages tests look for."""
-    return subprocess.run([REPOFORGE, *args], capture_output=True, text=True, cwd=cwd,
-                          env={"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "COLUMNS": "400"})
+    return subprocess.run(
+        [REPOFORGE, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "COLUMNS": "400"},
+    )
 
 
 def calc_patch(add_body: list[str]) -> str:
     """A patch of calcpkg at FIX_ID's base commit that makes add()'s body `add_body` (indented lines)."""
-    return ("diff --git a/src/calcpkg/calc.py b/src/calcpkg/calc.py\n--- a/src/calcpkg/calc.py\n"
-            f"+++ b/src/calcpkg/calc.py\n@@ -1,5 +1,{4 + len(add_body)} @@\n def add(a, b):\n-    return a - b\n"
-            + "".join(f"+{line}\n" if line else "+\n" for line in add_body) + " \n \n def mul(a, b):\n")
+    return (
+        "diff --git a/src/calcpkg/calc.py b/src/calcpkg/calc.py\n--- a/src/calcpkg/calc.py\n"
+        f"+++ b/src/calcpkg/calc.py\n@@ -1,5 +1,{4 + len(add_body)} @@\n def add(a, b):\n-    return a - b\n"
+        + "".join(f"+{line}\n" if line else "+\n" for line in add_body)
+        + " \n \n def mul(a, b):\n"
+    )
 
 
 def init_patch(lines: list[str]) -> str:
     """A patch that fills calcpkg's empty __init__.py, which every test imports, with `lines`."""
-    return ("diff --git a/src/calcpkg/__init__.py b/src/calcpkg/__init__.py\n--- a/src/calcpkg/__init__.py\n"
-            f"+++ b/src/calcpkg/__init__.py\n@@ -0,0 +1,{len(lines)} @@\n" + "".join(f"+{line}\n" for line in lines))
+    return (
+        "diff --git a/src/calcpkg/__init__.py b/src/calcpkg/__init__.py\n--- a/src/calcpkg/__init__.py\n"
+        f"+++ b/src/calcpkg/__init__.py\n@@ -0,0 +1,{len(lines)} @@\n" + "".join(f"+{line}\n" for line in lines)
+    )
 
 
 CORRECT_FIX = calc_patch(["    return a + b"])

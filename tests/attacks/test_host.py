@@ -11,7 +11,9 @@ pytestmark = pytest.mark.slow
 
 # A filter that every git command reading a .py file runs (git apply of the test_patch did, on the host): in
 # .git/config through a plain ---/+++ section, which only patch applies.
-GIT_CONFIG_FILTER = added(".gitattributes", "*.py filter=pwn") + '''\
+GIT_CONFIG_FILTER = (
+    added(".gitattributes", "*.py filter=pwn")
+    + """\
 --- a/.git/config
 +++ b/.git/config
 @@ -1,1 +1,4 @@
@@ -19,20 +21,25 @@ GIT_CONFIG_FILTER = added(".gitattributes", "*.py filter=pwn") + '''\
 +	clean = "touch MARKER; cat"
 +	smudge = "touch MARKER; cat"
  [core]
-'''
+"""
+)
 
 # The same filter, written through a symlink to .git that the patch creates (patch follows symlinks in the tree).
-SYMLINK_TO_GIT = added(".gitattributes", "*.py filter=pwn") + symlink("src/calcpkg/meta", "../../.git") + '''\
+SYMLINK_TO_GIT = (
+    added(".gitattributes", "*.py filter=pwn")
+    + symlink("src/calcpkg/meta", "../../.git")
+    + """\
 --- a/src/calcpkg/meta/config
 +++ b/src/calcpkg/meta/config
 @@ -1,1 +1,3 @@
 +[filter "pwn"]
 +	clean = "touch MARKER; cat"
  [core]
-'''
+"""
+)
 
 # An ed script: patch hands it to ed, whose `!` runs a shell command (CVE-2018-1000156 where patch is unfixed).
-ED_SCRIPT = '''\
+ED_SCRIPT = """\
 Index: a/src/calcpkg/calc.py
 2c
     return a + b
@@ -40,7 +47,7 @@ Index: a/src/calcpkg/calc.py
 1a
 !touch MARKER
 .
-'''
+"""
 
 
 def test_a_patch_writing_git_config_is_refused(grader, tmp_path):

@@ -9,14 +9,38 @@ from pathlib import Path
 
 import pytest
 
-from attacks.forging import WRONG_FIX, FIX_ID, cli, fix_row, forged_calcpkg, grade, options, predict, rows
-from repoforge.harness.evaluate import evaluate
+from attacks.forging import FIX_ID, WRONG_FIX, cli, fix_row, forged_calcpkg, grade, options, predict, rows
 from repoforge.harness.dataset import load_predictions
+from repoforge.harness.evaluate import evaluate
 from repoforge.names import check_run_id, model_folder
 
-TRICKY_MODELS = ["org/m", "org__m", "org_/m", "org/_m", "org___m", "org/m_", "a/b/c", "a__b/c", "a/b__c", "..", ".",
-                 "", "/", "a/../b", "../../x", "a@b", "m@" + "0" * 16, "x" * 101, "x" * 300, "m\ud800", "gpt-4.1",
-                 "Org/Model-7B.v2", "a b", "a\nb", "a\\b"]
+TRICKY_MODELS = [
+    "org/m",
+    "org__m",
+    "org_/m",
+    "org/_m",
+    "org___m",
+    "org/m_",
+    "a/b/c",
+    "a__b/c",
+    "a/b__c",
+    "..",
+    ".",
+    "",
+    "/",
+    "a/../b",
+    "../../x",
+    "a@b",
+    "m@" + "0" * 16,
+    "x" * 101,
+    "x" * 300,
+    "m\ud800",
+    "gpt-4.1",
+    "Org/Model-7B.v2",
+    "a b",
+    "a\nb",
+    "a\\b",
+]
 
 
 def test_every_model_name_has_a_folder_of_its_own():
@@ -28,7 +52,10 @@ def test_every_model_name_has_a_folder_of_its_own():
         assert folder not in ("", ".", "..") and "/" not in folder and "\n" not in folder
         assert len(f"{folder}.{'r' * 64}.json".encode()) <= 255  # the run report's name fits a file system's
     assert [model_folder(name) for name in ("org/m", "gpt-4.1", "Org/Model-7B.v2")] == [
-        "org__m", "gpt-4.1", "Org__Model-7B.v2"]  # SWE-bench's spelling, where it is unambiguous
+        "org__m",
+        "gpt-4.1",
+        "Org__Model-7B.v2",
+    ]  # SWE-bench's spelling, where it is unambiguous
     assert model_folder("org__m").startswith("org__m@")
 
 
@@ -57,7 +84,8 @@ def test_model_names_spelled_alike_never_share_a_verdict(tmp, store):
     assert grade(tmp, store, predict(row.patch, "org/m"), "names", [row])[0]["resolved_ids"] == [FIX_ID]
     assert (tmp / "logs" / "names" / "org__m" / FIX_ID / "run_instance.log").stat().st_mtime_ns == first  # resumed
     assert sorted(p.name for p in (tmp / "reports").glob("*.names.json")) == sorted(
-        f"{model_folder(m)}.names.json" for m in ("org/m", "org__m", "..", "."))
+        f"{model_folder(m)}.names.json" for m in ("org/m", "org__m", "..", ".")
+    )
 
 
 @pytest.mark.slow
@@ -95,12 +123,31 @@ def test_names_that_would_escape_write_and_remove_nothing_outside_the_log_and_re
     dataset, predictions, bad_predictions = (tmp_path / name for name in ("rows.jsonl", "preds.jsonl", "bad.jsonl"))
     dataset.write_text("".join(json.dumps(r) + "\n" for r in good + bad))
     models = ["..", "../../x", "."]
-    predictions.write_text("".join(json.dumps({"instance_id": r["instance_id"], "model_name_or_path": m,
-                                               "model_patch": r["patch"]}) + "\n" for r, m in zip(good, models)))
+    predictions.write_text(
+        "".join(
+            json.dumps({"instance_id": r["instance_id"], "model_name_or_path": m, "model_patch": r["patch"]}) + "\n"
+            for r, m in zip(good, models, strict=True)
+        )
+    )
     bad_predictions.write_text(json.dumps({"instance_id": "../../x", "model_name_or_path": "m", "model_patch": "x"}))
     before = snapshot(tmp_path, [logs, reports])
-    common = ["eval", "--dataset", str(dataset), "--sandbox", "process", "--store", str(store), "--max-workers", "1",
-              "--repo-mirror", str(tmp / "mirror"), "--log-dir", str(logs), "--report-dir", str(reports)]
+    common = [
+        "eval",
+        "--dataset",
+        str(dataset),
+        "--sandbox",
+        "process",
+        "--store",
+        str(store),
+        "--max-workers",
+        "1",
+        "--repo-mirror",
+        str(tmp / "mirror"),
+        "--log-dir",
+        str(logs),
+        "--report-dir",
+        str(reports),
+    ]
     for run_id in ("../x", "../../x", "..", ".", "", "a/b", "x.json"):
         refused = cli(*common, "--predictions", "gold", "--run-id", run_id, cwd=tmp_path / "a")
         assert refused.returncode == 2 and "is not a run id" in refused.stderr, refused.stderr

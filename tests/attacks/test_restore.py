@@ -13,8 +13,9 @@ pytestmark = pytest.mark.slow
 CONFTEST_PLAIN = added("conftest.py", ESCAPE + HOOK_PASS, git_header=False)
 
 # tests/__init__.py, imported before the tests, written through a symlink under a name that is no test's.
-THROUGH_SYMLINK = (symlink("src/calcpkg/lib", "../../tests")
-                   + added("src/calcpkg/lib/__init__.py", ESCAPE + REPORTS_PASS))
+THROUGH_SYMLINK = symlink("src/calcpkg/lib", "../../tests") + added(
+    "src/calcpkg/lib/__init__.py", ESCAPE + REPORTS_PASS
+)
 
 # A link into the tests: a second path to a test file, the restore step would not know to follow.
 SYMLINK_INTO_TESTS = symlink("src/calcpkg/checks.py", "../../tests/test_calc.py")
@@ -24,8 +25,10 @@ def test_a_conftest_in_a_plain_section_is_removed(grader, tmp_path):
     report, log = grader.attack(CONFTEST_PLAIN, tmp_path)
     assert report.patch_successfully_applied
     assert "put back as the base commit has them: none; removed: conftest.py" in log
-    assert report.tests_status["FAIL_TO_PASS"].failure == ["tests/test_calc.py::test_add",
-                                                           "tests/test_calc.py::test_add_negative"]
+    assert report.tests_status["FAIL_TO_PASS"].failure == [
+        "tests/test_calc.py::test_add",
+        "tests/test_calc.py::test_add_negative",
+    ]
 
 
 def test_a_file_written_through_a_symlink_is_refused(grader, tmp_path):

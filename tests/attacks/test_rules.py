@@ -6,8 +6,20 @@ from __future__ import annotations
 
 import pytest
 
-from attacks.forging import (BACKENDS, CORRECT_FIX, F2P, FIX_ID, WRONG_FIX, calc_patch, fix_row, forged_calcpkg,
-                             grade, init_patch, log_of, predict)
+from attacks.forging import (
+    BACKENDS,
+    CORRECT_FIX,
+    F2P,
+    FIX_ID,
+    WRONG_FIX,
+    calc_patch,
+    fix_row,
+    forged_calcpkg,
+    grade,
+    init_patch,
+    log_of,
+    predict,
+)
 from repoforge.sandbox.base import MAX_OUTPUT
 from repoforge.schema import TestStatus as Status  # a Test* name would be collected
 from repoforge.validate import classify
@@ -38,8 +50,9 @@ def test_library_code_calling_pytest_xfail_passes_no_test(tmp, store, rules, san
     row = fix_row(tmp, log_parser="parse_log_pytest" if rules == "swebench" else None)
     run_id = f"xfail-{rules}-{sandbox}"
     report, graded = grade(tmp, store, predict(XFAIL_FIX), run_id, [row], sandbox)
-    assert "XFAIL tests/test_calc.py::test_add - reason: add() is being rewritten" in log_of(tmp, store, run_id,
-                                                                                      name="test_output.txt")
+    assert "XFAIL tests/test_calc.py::test_add - reason: add() is being rewritten" in log_of(
+        tmp, store, run_id, name="test_output.txt"
+    )
     assert graded[FIX_ID]["patch_successfully_applied"] and not graded[FIX_ID]["resolved"]
     assert graded[FIX_ID]["tests_status"]["FAIL_TO_PASS"]["failure"] == F2P
     assert report["unresolved_ids"] == [FIX_ID] and report["error_ids"] == []
@@ -47,7 +60,7 @@ def test_library_code_calling_pytest_xfail_passes_no_test(tmp, store, rules, san
         assert "running the gold patch" not in log_of(tmp, store, run_id)
 
 
-KNOWN_BUG_TEST = '''\
+KNOWN_BUG_TEST = """\
 diff --git a/tests/test_known.py b/tests/test_known.py
 new file mode 100644
 --- /dev/null
@@ -59,7 +72,7 @@ new file mode 100644
 +@pytest.mark.xfail(reason="a known bug")
 +def test_known_bug():
 +    assert False
-'''
+"""
 KNOWN_BUG = "tests/test_known.py::test_known_bug"
 
 
@@ -84,8 +97,9 @@ def test_validation_lists_no_test_that_ended_xfail():
 
 # --- class 6: failures that look like the network's -------------------------------------------------------------
 
-GAIERROR_FIX = calc_patch(["    import socket", "",
-                           '    raise socket.gaierror(-3, "Temporary failure in name resolution")'])
+GAIERROR_FIX = calc_patch(
+    ["    import socket", "", '    raise socket.gaierror(-3, "Temporary failure in name resolution")']
+)
 
 
 @pytest.mark.parametrize("sandbox", BACKENDS)
@@ -101,7 +115,7 @@ def test_a_wrong_fix_raising_a_network_error_is_a_failure(tmp, store, sandbox):
     assert "running the gold patch" not in log_of(tmp, store, f"gaierror-again-{sandbox}", "attacker-2")
 
 
-ONLINE_TEST = '''\
+ONLINE_TEST = """\
 diff --git a/tests/test_online.py b/tests/test_online.py
 new file mode 100644
 --- /dev/null
@@ -112,7 +126,7 @@ new file mode 100644
 +
 +def test_reads_the_package_index():
 +    urllib.request.urlopen("https://pypi.org/simple/", timeout=10)
-'''
+"""
 
 
 def test_a_test_the_gold_patch_needs_the_network_for_says_nothing_about_any_patch(tmp, store):
@@ -123,7 +137,8 @@ def test_a_test_the_gold_patch_needs_the_network_for_says_nothing_about_any_patc
     assert report["error_ids"] == [FIX_ID]
     assert report["failure_reasons"][FIX_ID] == (
         "NeedsNetwork: 1 test(s) need a live network service and the sandbox is offline: "
-        "tests/test_online.py::test_reads_the_package_index; every other required test passed")
+        "tests/test_online.py::test_reads_the_package_index; every other required test passed"
+    )
     report, graded = grade(tmp, store, predict(WRONG_FIX), "online-wrong", [row])
     assert report["unresolved_ids"] == [FIX_ID] and report["error_ids"] == []
     assert graded[FIX_ID]["tests_status"]["FAIL_TO_PASS"]["failure"] == F2P
@@ -131,12 +146,24 @@ def test_a_test_the_gold_patch_needs_the_network_for_says_nothing_about_any_patc
 
 # --- class 6: hangs and floods: every read has a bound ----------------------------------------------------------
 
+
 def at_exit(*lines: str) -> str:
     """The correct fix, plus code every test imports that runs `lines` once pytest has written its results."""
     body = [f"    {line}" for line in lines]
     junit = "    junit = [a.split('=', 1)[1] for a in sys.argv if a.startswith('--junitxml=')][0]"
-    return CORRECT_FIX + init_patch(["import atexit, os, subprocess, sys", "", "", "def _after_pytest():", junit, *body,
-                                     "", "", "atexit.register(_after_pytest)"])
+    return CORRECT_FIX + init_patch(
+        [
+            "import atexit, os, subprocess, sys",
+            "",
+            "",
+            "def _after_pytest():",
+            junit,
+            *body,
+            "",
+            "",
+            "atexit.register(_after_pytest)",
+        ]
+    )
 
 
 SWAPS = {

@@ -39,9 +39,26 @@ MAX_REPAIRS = 8
 CACHE_LOCKED = re.compile(r"when waiting for lock|is another uv process running")
 
 # Test tooling must work on the chosen interpreter, so it is never older than that interpreter.
-TOOLING = {"pytest", "pluggy", "py", "setuptools", "wheel", "attrs", "more-itertools", "atomicwrites",
-           "iniconfig", "packaging", "tomli", "exceptiongroup", "importlib-metadata", "zipp", "six",
-           "setuptools-scm", "pyparsing", "colorama"}
+TOOLING = {
+    "pytest",
+    "pluggy",
+    "py",
+    "setuptools",
+    "wheel",
+    "attrs",
+    "more-itertools",
+    "atomicwrites",
+    "iniconfig",
+    "packaging",
+    "tomli",
+    "exceptiongroup",
+    "importlib-metadata",
+    "zipp",
+    "six",
+    "setuptools-scm",
+    "pyparsing",
+    "colorama",
+}
 # Tools for coverage, linting, docs, release and CI reports add failure modes and no test outcome,
 # unless the tests use a marker or fixture of one (ProjectMetadata.needed_plugins).
 NOT_FOR_TESTS = re.compile(
@@ -63,6 +80,7 @@ class BuildFailed(RuntimeError):
 
 
 # --- planning ---------------------------------------------------------------------------------
+
 
 def cutoff_date(commit_date: str, manifests_changed: str | None) -> str:
     """The package index's date: the commit's quarter start, never before the manifests' change.
@@ -155,6 +173,7 @@ def tooling_floors(python: str, cutoff: str) -> dict[str, str]:
 
 # --- installing -------------------------------------------------------------------------------
 
+
 class Installer:
     """Runs uv inside the build box, repairing cutoffs from the failures it reads."""
 
@@ -192,8 +211,9 @@ class Installer:
                 continue
             culprit = self._culprit(result.output, tests)
             if culprit is None:
-                raise InstallError(("too many repairs; last error:\n" if repairs == MAX_REPAIRS else "")
-                                   + _tail(result.output))
+                raise InstallError(
+                    ("too many repairs; last error:\n" if repairs == MAX_REPAIRS else "") + _tail(result.output)
+                )
             self.spec.dropped.append(culprit)
             tests = [t for t in tests if _requirement_name(t) != culprit]
 
@@ -236,7 +256,9 @@ class Installer:
 
     def _culprit(self, output: str, tests: list[str]) -> str | None:
         """A droppable test requirement among tests that the failure names (failed, or brought what failed)."""
-        named = re.findall(r"(?:Failed to (?:build|download and build)|included because|you require) `?([\w.\-]+)", output)
+        named = re.findall(
+            r"(?:Failed to (?:build|download and build)|included because|you require) `?([\w.\-]+)", output
+        )
         present = {_requirement_name(t) for t in tests}
         return next((n for n in map(canonicalize_name, named) if n in self.droppable and n in present), None)
 
@@ -265,8 +287,10 @@ def _shell(argv: list[str]) -> str:
 
 def _last_line(text: str) -> str:
     """The line of an error that says most: uv's last cause, else the last line, shortened."""
-    lines = [l.strip() for l in text.strip().splitlines() if l.strip() and not l.strip().startswith("hint:")]
-    causes = [l for l in lines if l.startswith(("cause:", "error:"))]
+    lines = [
+        line.strip() for line in text.strip().splitlines() if line.strip() and not line.strip().startswith("hint:")
+    ]
+    causes = [line for line in lines if line.startswith(("cause:", "error:"))]
     return ((causes or lines or ["?"])[-1])[:200]
 
 
@@ -305,7 +329,9 @@ def declared_requirements(inst: Installer, extras: list[str]) -> list[str]:
 
 
 def _tests(inst: Installer, meta: ProjectMetadata) -> list[str]:
-    wanted = requirements_for_tests(meta, interpreter_newer=bool(tooling_floors(inst.spec.python, inst.spec.exclude_newer)))
+    wanted = requirements_for_tests(
+        meta, interpreter_newer=bool(tooling_floors(inst.spec.python, inst.spec.exclude_newer))
+    )
     return [r for r in wanted if _requirement_name(r) not in inst.spec.dropped]
 
 
@@ -332,8 +358,9 @@ def strategy_compat(inst: Installer, meta: ProjectMetadata) -> None:
         # The project pins a backend too old for editable installs: build it with a current one instead.
         others = [r for r in meta.build_requires if _requirement_name(r) not in ("setuptools", "wheel")]
         inst.uv_install("current build backend", [*EDITABLE_BACKEND, *others], dated=False)
-        inst.uv_install("project (compat editable, current backend)", ["--no-build-isolation", *COMPAT_EDITABLE],
-                        dated=False)
+        inst.uv_install(
+            "project (compat editable, current backend)", ["--no-build-isolation", *COMPAT_EDITABLE], dated=False
+        )
     requires = declared_requirements(inst, meta.test_extras)
     inst.uv_install("dependencies and tests", requires, tests=_tests(inst, meta))
 
@@ -344,21 +371,35 @@ def strategy_path(inst: Installer, meta: ProjectMetadata) -> None:
     inst.uv_install("dependencies and tests", [*meta.dependencies, *extras], tests=_tests(inst, meta))
     # An import line, so that the checkout comes first: ahead of any installed copy of the project
     # (a test runner testing itself, or a dependency that depends back on it).
-    write_pth = (f"site=$({inst.box.venv}/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')"
-                 f" && if [ -d {TESTBED}/src ]; then p=\"'{TESTBED}/src', '{TESTBED}'\"; else p=\"'{TESTBED}'\"; fi"
-                 f" && echo \"import sys; sys.path[0:0] = [$p]\" > $site/_repoforge_testbed.pth")
+    write_pth = (
+        f"site=$({inst.box.venv}/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')"
+        f" && if [ -d {TESTBED}/src ]; then p=\"'{TESTBED}/src', '{TESTBED}'\"; else p=\"'{TESTBED}'\"; fi"
+        f' && echo "import sys; sys.path[0:0] = [$p]" > $site/_repoforge_testbed.pth'
+    )
     if inst.run(write_pth).exit_code != 0:
         raise InstallError("cannot write the path entry for the checkout")
     inst.spec.install_steps.append(InstallStep(name="checkout on sys.path", argv=["sh", "-c", write_pth]))
 
 
-STRATEGIES = [("editable", strategy_editable), ("compat-editable", strategy_compat), ("checkout-on-path", strategy_path)]
+STRATEGIES = [
+    ("editable", strategy_editable),
+    ("compat-editable", strategy_compat),
+    ("checkout-on-path", strategy_path),
+]
 
 
 # --- the entry point --------------------------------------------------------------------------
 
-def plan(repo: Path, commit: str, commit_date: str, worktree: Path, backend: Backend,
-         version_commit: str | None = None, also: list[str] = ()) -> tuple[EnvSpec, ProjectMetadata]:
+
+def plan(
+    repo: Path,
+    commit: str,
+    commit_date: str,
+    worktree: Path,
+    backend: Backend,
+    version_commit: str | None = None,
+    also: list[str] = (),
+) -> tuple[EnvSpec, ProjectMetadata]:
     """Read the checkout at `worktree` (of `commit`) and decide python, cutoff and fingerprint.
 
     The project's own version is the last release tag before `version_commit` (default: `commit`): the
@@ -373,8 +414,12 @@ def plan(repo: Path, commit: str, commit_date: str, worktree: Path, backend: Bac
         wanted = meta.requires_python or ", ".join(meta.classifier_pythons) or "unknown"
         raise BuildFailed(f"no suitable python (wants {wanted}; have {', '.join(available)})", [])
     cutoff = cutoff_date(commit_date, commit_date_of_last_change(repo, commit, meta.manifest_files))
-    spec = EnvSpec(python=python, exclude_newer=cutoff, package_floors=tooling_floors(python, cutoff),
-                   install_env=_scm_version(meta, release_version(repo, version_commit or commit)))
+    spec = EnvSpec(
+        python=python,
+        exclude_newer=cutoff,
+        package_floors=tooling_floors(python, cutoff),
+        install_env=_scm_version(meta, release_version(repo, version_commit or commit)),
+    )
     spec.fingerprint = fingerprint(python, cutoff, worktree, meta, [*sorted(spec.install_env.items()), *also])
     return spec, meta
 
@@ -386,8 +431,10 @@ def _scm_version(meta: ProjectMetadata, version: str | None) -> dict[str, str]:
     dependencies built from source too (and uv would then reject them).
     """
     if meta.name:
-        return {f"SETUPTOOLS_SCM_PRETEND_VERSION_FOR_{canonicalize_name(meta.name).replace('-', '_').upper()}":
-                version or "0.0.0"}
+        return {
+            f"SETUPTOOLS_SCM_PRETEND_VERSION_FOR_{canonicalize_name(meta.name).replace('-', '_').upper()}": version
+            or "0.0.0"
+        }
     return {"SETUPTOOLS_SCM_PRETEND_VERSION": version or "0.0.0"} if meta.uses_setuptools_scm else {}
 
 
@@ -396,8 +443,9 @@ def env_folder(store: Path, backend: str, fingerprint: str) -> Path:
     return store / "envs" / backend / fingerprint
 
 
-def ensure_env(spec: EnvSpec, meta: ProjectMetadata, worktree: Path, store: Path,
-               backend: Backend) -> tuple[EnvSpec, str, bool]:
+def ensure_env(
+    spec: EnvSpec, meta: ProjectMetadata, worktree: Path, store: Path, backend: Backend
+) -> tuple[EnvSpec, str, bool]:
     """The built environment for spec's fingerprint: (final spec, environment reference, reused?)."""
     env_dir = env_folder(store, backend.name, spec.fingerprint)
     env_dir.mkdir(parents=True, exist_ok=True)
@@ -456,8 +504,10 @@ def _plugin_distribution(plugin: str) -> str:
     return name if name.startswith("pytest-") else f"pytest-{name}"
 
 
-COMPILE = ("{python} -W ignore -m compileall -q -j 0 "
-           "\"$({python} -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')\" >/dev/null 2>&1; true")
+COMPILE = (
+    "{python} -W ignore -m compileall -q -j 0 "
+    '"$({python} -c \'import sysconfig; print(sysconfig.get_paths()["purelib"])\')" >/dev/null 2>&1; true'
+)
 
 
 class Reinstall(Exception):
@@ -465,9 +515,11 @@ class Reinstall(Exception):
 
 
 # A trivial test, run where the project's conftest cannot interfere: every installed plugin takes part.
-PROBE = ("mkdir -p /tmp/repoforge-probe && cd /tmp/repoforge-probe && "
-         "printf 'def test_probe():\\n    pass\\n' > test_probe.py && "
-         f"{{python}} -m pytest -p no:cacheprovider {SUMMARY} test_probe.py")
+PROBE = (
+    "mkdir -p /tmp/repoforge-probe && cd /tmp/repoforge-probe && "
+    "printf 'def test_probe():\\n    pass\\n' > test_probe.py && "
+    f"{{python}} -m pytest -p no:cacheprovider {SUMMARY} test_probe.py"
+)
 RUNNER_PARTS = {"_pytest", "pytest", "pluggy", "py", "_py"}
 
 
@@ -537,8 +589,13 @@ def _check_import(installer: Installer, meta: ProjectMetadata) -> None:
     does not import (a binding whose C library is missing) is left out, and the strategy runs again."""
     optional = sorted(n.replace("-", "_") for n in installer.droppable - set(installer.spec.dropped))
     package = canonicalize_name(meta.name).replace("-", "_") if meta.name else None
-    own = package and installer.run(" || ".join(f"[ -e {TESTBED}/{path} ]" for path in
-                                                (package, f"src/{package}", f"{package}.py"))).exit_code == 0
+    own = (
+        package
+        and installer.run(
+            " || ".join(f"[ -e {TESTBED}/{path} ]" for path in (package, f"src/{package}", f"{package}.py"))
+        ).exit_code
+        == 0
+    )
     names = [*optional, *([package] if own else [])]
     if not names:
         return
@@ -547,8 +604,14 @@ def _check_import(installer: Installer, meta: ProjectMetadata) -> None:
         if not line.startswith("BROKEN "):
             continue
         name, *modules = line.split()[1:]
-        culprit = next((m for m in map(canonicalize_name, [name, *modules])
-                        if m in installer.droppable and m not in installer.spec.dropped), None)
+        culprit = next(
+            (
+                m
+                for m in map(canonicalize_name, [name, *modules])
+                if m in installer.droppable and m not in installer.spec.dropped
+            ),
+            None,
+        )
         installer.log.append(f"$ import {name}: fails ({', '.join(modules)})")
         if culprit:
             installer.spec.dropped.append(culprit)

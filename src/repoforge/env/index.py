@@ -59,12 +59,16 @@ def release_date(name: str, version: str) -> str | None:
 
 def next_release_date(name: str, version: str) -> str | None:
     """When the first release of `name` after `version` was whole (its last file's upload time), if any."""
+
     def parsed(text: str) -> Version | None:
         try:
             return Version(text)
         except InvalidVersion:
             return None
 
-    after = sorted((v, files) for text, files in _releases(name).items()
-                   if (v := parsed(text)) and files and v > (parsed(version) or v))
+    after = sorted(
+        (v, files)
+        for text, files in _releases(name).items()
+        if (v := parsed(text)) and files and v > (parsed(version) or v)
+    )
     return max(file["upload_time_iso_8601"] for file in after[0][1]) if after else None

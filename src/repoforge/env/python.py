@@ -19,9 +19,16 @@ from repoforge.env.metadata import ProjectMetadata
 # CPython feature releases (x.y.0). Language history, not project knowledge: it tells which
 # interpreter a commit's developers could have had, and when tooling for it first existed.
 PYTHON_RELEASES = {
-    "3.5": "2015-09-13", "3.6": "2016-12-23", "3.7": "2018-06-27", "3.8": "2019-10-14",
-    "3.9": "2020-10-05", "3.10": "2021-10-04", "3.11": "2022-10-24", "3.12": "2023-10-02",
-    "3.13": "2024-10-07", "3.14": "2025-10-07",
+    "3.5": "2015-09-13",
+    "3.6": "2016-12-23",
+    "3.7": "2018-06-27",
+    "3.8": "2019-10-14",
+    "3.9": "2020-10-05",
+    "3.10": "2021-10-04",
+    "3.11": "2022-10-24",
+    "3.12": "2023-10-02",
+    "3.13": "2024-10-07",
+    "3.14": "2025-10-07",
 }
 MIN_SUPPORTED = Version("3.6")  # uv creates no venvs for older interpreters
 
@@ -45,8 +52,9 @@ def _uv_pythons() -> list[str]:
     uv = shutil.which("uv")
     if not uv:
         return []
-    proc = subprocess.run([uv, "python", "list", "--only-installed", "--output-format", "json"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [uv, "python", "list", "--only-installed", "--output-format", "json"], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         return []
     return [entry["path"] for entry in json.loads(proc.stdout or "[]") if entry.get("path")]
@@ -66,8 +74,10 @@ class Interpreter(BaseModel):
 
 
 # venv is imported too: Debian splits it out, and an interpreter without it cannot serve a build.
-_DESCRIBE = ("import json, sys, venv; print(json.dumps({'version': '%d.%d' % sys.version_info[:2], "
-             "'prefix': sys.base_prefix, 'build': sys.version}))")
+_DESCRIBE = (
+    "import json, sys, venv; print(json.dumps({'version': '%d.%d' % sys.version_info[:2], "
+    "'prefix': sys.base_prefix, 'build': sys.version}))"
+)
 
 
 @functools.cache

@@ -116,8 +116,9 @@ def _clone(url: str, dest: Path) -> Path:
     return _checked(dest)
 
 
-def first_parent_history(repo: Path, rev: str = "HEAD", limit: int | None = None,
-                         until: str | None = None) -> list[Commit]:
+def first_parent_history(
+    repo: Path, rev: str = "HEAD", limit: int | None = None, until: str | None = None
+) -> list[Commit]:
     """Commits of the default branch, newest first, following first parents only."""
     fmt = "%H%x00%P%x00%cI%x00%B%x1e"
     args = ["log", "--first-parent", f"--format={fmt}", rev]

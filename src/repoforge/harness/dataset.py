@@ -69,8 +69,10 @@ def _read_json(path: Path) -> list:
 
 def _fields(exc: ValidationError) -> str:
     """Each error as `field: message`, e.g. `FAIL_TO_PASS.2: Input should be a valid string`."""
-    return "; ".join(f"{'.'.join(map(str, error['loc'])) or 'the row'}: {error['msg'].removeprefix('Value error, ')}"
-                     for error in exc.errors())
+    return "; ".join(
+        f"{'.'.join(map(str, error['loc'])) or 'the row'}: {error['msg'].removeprefix('Value error, ')}"
+        for error in exc.errors()
+    )
 
 
 def _usable_id(record) -> str | None:
@@ -118,8 +120,12 @@ def load_dataset(path: Path) -> tuple[list[TaskInstance], dict[str, str]]:
 def load_predictions(source: str, rows: list[TaskInstance]) -> dict[str, Prediction]:
     """`gold` (each row's patch), `empty` (no patch), or a JSONL/JSON file of predictions, one per instance."""
     if source in ("gold", "empty"):
-        return {r.instance_id: Prediction(instance_id=r.instance_id, model_name_or_path=source,
-                                          model_patch=r.patch if source == "gold" else "") for r in rows}
+        return {
+            r.instance_id: Prediction(
+                instance_id=r.instance_id, model_name_or_path=source, model_patch=r.patch if source == "gold" else ""
+            )
+            for r in rows
+        }
     predictions, numbers, problems = {}, {}, []
     for number, record in enumerate(read_records(Path(source)), 1):
         name = f"prediction {number}" + (f" ({instance_id})" if (instance_id := _usable_id(record)) else "")

@@ -32,8 +32,18 @@ from repoforge.forge import default_store, run_all, write_atomic
 from repoforge.git.locate import RepoPlaces, find_repository, has_commit
 from repoforge.git.repo import GitError, apply_patch, checkout, commit_date, paths_in_patch
 from repoforge.harness.dataset import patch_problem
-from repoforge.harness.grade import (NeedsNetwork, Results, base_reach_checks, check_online, consistent,
-                                     disagreements, gold_evidence, grade, reach_tampering, xfail_rule)
+from repoforge.harness.grade import (
+    NeedsNetwork,
+    Results,
+    base_reach_checks,
+    check_online,
+    consistent,
+    disagreements,
+    gold_evidence,
+    grade,
+    reach_tampering,
+    xfail_rule,
+)
 from repoforge.harness.patchtext import PatchRefused
 from repoforge.harness.patchtext import reaches as patch_reaches
 from repoforge.harness.tree import apply_model_patch, prepare_run, restore_plan
@@ -45,7 +55,6 @@ from repoforge.testrun.command import runner_facts_command
 from repoforge.testrun.logparsers import UnknownLogParser, parse_log, swebench_parser
 from repoforge.testrun.parse import parse_pytest_log
 from repoforge.validate import RunFailed, files_test, run_tests, runner_read, test_run_command
-
 
 ERROR_MARK = "evaluation error: "
 GOLD_RECORD = "gold.json"
@@ -176,7 +185,9 @@ def evaluate_one(row: TaskInstance, prediction: Prediction, opts: EvalOptions) -
     return report
 
 
-def _run(row: TaskInstance, patch: str, opts: EvalOptions, report: InstanceReport, folder: Path, log: list[str]) -> None:
+def _run(
+    row: TaskInstance, patch: str, opts: EvalOptions, report: InstanceReport, folder: Path, log: list[str]
+) -> None:
     parser = swebench_parser(row.log_parser, row.repo)
     log.append(f"network: {'on' if opts.network else 'off'}")
     log.append(f"log parser: {parser or 'none, the JUnit results decide every test'}")
@@ -184,8 +195,9 @@ def _run(row: TaskInstance, patch: str, opts: EvalOptions, report: InstanceRepor
     started = time.monotonic()
     repo, spec, env_ref = environment(row, opts, backend, log)
     report.seconds["env"] = round(time.monotonic() - started, 3)
-    sandbox = backend.instance_sandbox(repo, row.base_commit, env_ref, row.instance_id, opts.store / "work",
-                                       network=opts.network)
+    sandbox = backend.instance_sandbox(
+        repo, row.base_commit, env_ref, row.instance_id, opts.store / "work", network=opts.network
+    )
     try:
         try:
             applied = _apply(sandbox, row, patch, spec, report, log)
@@ -202,8 +214,9 @@ def _run(row: TaskInstance, patch: str, opts: EvalOptions, report: InstanceRepor
         sandbox.close()
 
 
-def _apply(sandbox: Sandbox, row: TaskInstance, patch: str, spec: EnvSpec, report: InstanceReport,
-           log: list[str]) -> tuple[list[str], EnvSpec] | None:
+def _apply(
+    sandbox: Sandbox, row: TaskInstance, patch: str, spec: EnvSpec, report: InstanceReport, log: list[str]
+) -> tuple[list[str], EnvSpec] | None:
     """Apply the patch, put the test machinery back, apply the test_patch: the test files to run and spec with
     its runner known; None if the patch does not apply. Its reaches into the test machinery go to report.tampering."""
     changes = apply_model_patch(sandbox, patch, log)
@@ -216,8 +229,13 @@ def _apply(sandbox: Sandbox, row: TaskInstance, patch: str, spec: EnvSpec, repor
     reaches = patch_reaches(patch)
     # An environment built before the runner was recorded: read from its venv, in the same sandbox command.
     runner = {} if spec.runner_plugins is not None else {"runner": runner_facts_command()}
-    steps = prepare_run(sandbox, restore_plan(changes, test_paths), row.test_patch,
-                        {"files": files_test(candidates), **runner, **base_reach_checks(reaches)}, log)
+    steps = prepare_run(
+        sandbox,
+        restore_plan(changes, test_paths),
+        row.test_patch,
+        {"files": files_test(candidates), **runner, **base_reach_checks(reaches)},
+        log,
+    )
     if steps["test_patch"].exit_code != 0:
         raise PatchError(steps["test_patch"].output.strip())
     report.tampering = reach_tampering(reaches, steps)
@@ -227,9 +245,19 @@ def _apply(sandbox: Sandbox, row: TaskInstance, patch: str, spec: EnvSpec, repor
     return files, runner_read(spec, steps["runner"]) if runner else spec
 
 
-def _test_and_grade(row: TaskInstance, patch: str, sandbox: Sandbox, spec: EnvSpec, files: list[str],
-                    parser: str | None, backend: str, opts: EvalOptions, report: InstanceReport, folder: Path,
-                    log: list[str]) -> None:
+def _test_and_grade(
+    row: TaskInstance,
+    patch: str,
+    sandbox: Sandbox,
+    spec: EnvSpec,
+    files: list[str],
+    parser: str | None,
+    backend: str,
+    opts: EvalOptions,
+    report: InstanceReport,
+    folder: Path,
+    log: list[str],
+) -> None:
     tests_started = time.monotonic()
     try:
         run = run_tests(sandbox, spec, files, opts.timeout)
@@ -240,12 +268,20 @@ def _test_and_grade(row: TaskInstance, patch: str, sandbox: Sandbox, spec: EnvSp
     report.seconds["tests"] = round(time.monotonic() - tests_started, 3)
     (folder / "test_output.txt").write_text(output)
     gold = functools.cache(lambda: _gold_run(row, spec, backend, opts, log))
-    decided = grade(report, statuses, row.FAIL_TO_PASS, row.PASS_TO_PASS, files,
-                    Results(parser, parse_log(parser, output)) if parser else None,
-                    xfail_rule(row, parser, patch == row.patch, gold))
+    decided = grade(
+        report,
+        statuses,
+        row.FAIL_TO_PASS,
+        row.PASS_TO_PASS,
+        files,
+        Results(parser, parse_log(parser, output)) if parser else None,
+        xfail_rule(row, parser, patch == row.patch, gold),
+    )
     if run and patch == row.patch:
-        write_atomic(_gold_folder(row, spec, backend, opts) / GOLD_RECORD,
-                     gold_evidence(report, decided, run.failures).model_dump_json(indent=2))
+        write_atomic(
+            _gold_folder(row, spec, backend, opts) / GOLD_RECORD,
+            gold_evidence(report, decided, run.failures).model_dump_json(indent=2),
+        )
     if run:
         report.tampering += disagreements(report, statuses, parse_pytest_log(output), spec.runner_summary)
     if report.tampering:
@@ -295,12 +331,20 @@ def _eval_script(row: TaskInstance, sandbox: Sandbox, spec: EnvSpec, files: list
     """What the harness ran, as a script a person can rerun in the sandbox (after the patch's changes to the test
     machinery are put back: see run_instance.log)."""
     network_note = "on (repoforge eval --network)" if network else "off (every route leads to the loopback device)"
-    return "\n".join([
-        "#!/bin/bash", "set -uo pipefail", f"# network: {network_note}", "cd /testbed",
-        f"git checkout {row.base_commit} -- {' '.join(map(shlex.quote, paths_in_patch(row.test_patch)))}",
-        "git apply -v - <<'EOF_TEST_PATCH'", row.test_patch.rstrip("\n"), "EOF_TEST_PATCH",
-        test_run_command(sandbox, spec, files), "",
-    ])
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            "set -uo pipefail",
+            f"# network: {network_note}",
+            "cd /testbed",
+            f"git checkout {row.base_commit} -- {' '.join(map(shlex.quote, paths_in_patch(row.test_patch)))}",
+            "git apply -v - <<'EOF_TEST_PATCH'",
+            row.test_patch.rstrip("\n"),
+            "EOF_TEST_PATCH",
+            test_run_command(sandbox, spec, files),
+            "",
+        ]
+    )
 
 
 def _done(opts: EvalOptions, prediction: Prediction, row: TaskInstance) -> bool:
@@ -326,8 +370,9 @@ def _prepare(row: TaskInstance, opts: EvalOptions) -> None:
         pass
 
 
-def run_report(rows: list[TaskInstance], predictions: dict[str, Prediction], opts: EvalOptions,
-               skipped: dict[str, str]) -> dict:
+def run_report(
+    rows: list[TaskInstance], predictions: dict[str, Prediction], opts: EvalOptions, skipped: dict[str, str]
+) -> dict:
     """SWE-bench's run report (schema_version 2), read back from the log folders as SWE-bench reads them."""
     ids = [r.instance_id for r in rows] + list(skipped)
     empty = {i for i in ids if i in predictions and not (predictions[i].model_patch or "").strip()}
@@ -370,11 +415,17 @@ def run_report(rows: list[TaskInstance], predictions: dict[str, Prediction], opt
 def _error_reason(folder: Path) -> str:
     log = folder / "run_instance.log"
     lines = log.read_text().splitlines() if log.exists() else []
-    return next((l[len(ERROR_MARK):] for l in reversed(lines) if l.startswith(ERROR_MARK)), "not evaluated")
+    return next((line[len(ERROR_MARK) :] for line in reversed(lines) if line.startswith(ERROR_MARK)), "not evaluated")
 
 
-def evaluate(rows: list[TaskInstance], predictions: dict[str, Prediction], opts: EvalOptions, workers: int,
-             skipped: dict[str, str] | None = None, instance_ids: set[str] | None = None) -> tuple[dict, Path]:
+def evaluate(
+    rows: list[TaskInstance],
+    predictions: dict[str, Prediction],
+    opts: EvalOptions,
+    workers: int,
+    skipped: dict[str, str] | None = None,
+    instance_ids: set[str] | None = None,
+) -> tuple[dict, Path]:
     """Evaluate every row that has a prediction (of `instance_ids` only, if given); return the run report and where
     it was written. The report covers every instance of the run evaluated so far, so a rerun of the run id with
     other instance ids adds to it."""
@@ -388,8 +439,14 @@ def evaluate(rows: list[TaskInstance], predictions: dict[str, Prediction], opts:
     to_build = [r for r in _one_per_environment(todo) if not _env_built(r, opts.store, backend)]
     run_all(to_build, lambda row: _prepare(row, opts), workers, "environments", opts.ray_address, backend)
     todo.sort(key=lambda row: len(row.FAIL_TO_PASS) + len(row.PASS_TO_PASS), reverse=True)
-    run_all(todo, lambda row: evaluate_one(row, chosen[row.instance_id], opts), workers, f"eval {opts.run_id}",
-            opts.ray_address, backend)
+    run_all(
+        todo,
+        lambda row: evaluate_one(row, chosen[row.instance_id], opts),
+        workers,
+        f"eval {opts.run_id}",
+        opts.ray_address,
+        backend,
+    )
     evaluated = {i: p for i, p in predictions.items() if i in chosen or instance_log_dir(opts, p, i).exists()}
     report = run_report(rows, evaluated, opts, skipped)
     model = model_folder(next(iter(predictions.values())).model_name_or_path) if predictions else "none"

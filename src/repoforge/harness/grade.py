@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from repoforge.harness.patchtext import REACHES
 from repoforge.mine import is_test_path
@@ -28,10 +29,16 @@ class NeedsNetwork(Exception):
     the harness's failure, not the model's (see check_online)."""
 
     def __init__(self, tests: list[str], other_failures: int):
-        super().__init__(f"{len(tests)} test(s) need a live network service and the sandbox is offline: "
-                         + ", ".join(tests[:5]) + (" ..." if len(tests) > 5 else "")
-                         + (f"; {other_failures} other required test(s) failed" if other_failures
-                            else "; every other required test passed"))
+        super().__init__(
+            f"{len(tests)} test(s) need a live network service and the sandbox is offline: "
+            + ", ".join(tests[:5])
+            + (" ..." if len(tests) > 5 else "")
+            + (
+                f"; {other_failures} other required test(s) failed"
+                if other_failures
+                else "; every other required test passed"
+            )
+        )
         self.tests = tests
 
 
@@ -42,9 +49,15 @@ class Results(NamedTuple):
     statuses: dict[str, TestStatus]
 
 
-def grade(report: InstanceReport, statuses: dict[str, TestStatus], fail_to_pass: list[str], pass_to_pass: list[str],
-          files: list[str], log: Results | None = None,
-          xfail_passes: Callable[[str], bool] = lambda test: False) -> dict[str, TestStatus | None]:
+def grade(
+    report: InstanceReport,
+    statuses: dict[str, TestStatus],
+    fail_to_pass: list[str],
+    pass_to_pass: list[str],
+    files: list[str],
+    log: Results | None = None,
+    xfail_passes: Callable[[str], bool] = lambda test: False,
+) -> dict[str, TestStatus | None]:
     """Fill tests_status, decided_by and resolved; return each required test's status as decided (None: missing).
 
     A test passes when it ended PASSED, or XFAIL where `xfail_passes` says so (see xfail_rule); a test missing from
@@ -72,8 +85,9 @@ def _failed(report: InstanceReport) -> list[str]:
     return [test for key in ("FAIL_TO_PASS", "PASS_TO_PASS") for test in report.tests_status[key].failure]
 
 
-def xfail_rule(row: TaskInstance, parser: str | None, gold_patch: bool,
-               gold: Callable[[], GoldRun | None]) -> Callable[[str], bool]:
+def xfail_rule(
+    row: TaskInstance, parser: str | None, gold_patch: bool, gold: Callable[[], GoldRun | None]
+) -> Callable[[str], bool]:
     """Whether a required test of `row` that ended XFAIL passed, for the gold patch or another.
 
     SWE-bench counts XFAIL as passed (swebench.harness.grading.test_passed), and so does this grader on SWE-bench's
@@ -91,8 +105,11 @@ def xfail_rule(row: TaskInstance, parser: str | None, gold_patch: bool,
 def gold_evidence(report: InstanceReport, decided: dict[str, TestStatus | None], failures: dict[str, str]) -> GoldRun:
     """What a run of the gold patch, graded into `report`, says about the row's required tests in this sandbox."""
     failed = _failed(report)
-    return GoldRun(failed=failed, needs_network=[t for t in failed if OFFLINE.search(failures.get(t, ""))],
-                   xfail=[test for test, status in decided.items() if status == TestStatus.XFAIL])
+    return GoldRun(
+        failed=failed,
+        needs_network=[t for t in failed if OFFLINE.search(failures.get(t, ""))],
+        xfail=[test for test, status in decided.items() if status == TestStatus.XFAIL],
+    )
 
 
 def consistent(statuses: dict[str, TestStatus], exit_code: int) -> bool:
@@ -118,8 +135,10 @@ def check_online(report: InstanceReport, failures: dict[str, str], gold: Callabl
 def base_reach_checks(reaches: dict[str, list[str]]) -> dict[str, str]:
     """Harness commands listing the base commit's files that do what the patch's non-test code does (see
     patchtext.REACHES), one per reach; read by reach_tampering."""
-    return {f"reach{i}": f"git grep -l -I -i -P -e {shlex.quote(REACHES[what])} HEAD -- '*.py'"
-            for i, what in enumerate(reaches)}
+    return {
+        f"reach{i}": f"git grep -l -I -i -P -e {shlex.quote(REACHES[what])} HEAD -- '*.py'"
+        for i, what in enumerate(reaches)
+    }
 
 
 def reach_tampering(reaches: dict[str, list[str]], steps: dict[str, Step]) -> list[str]:
@@ -134,13 +153,16 @@ def reach_tampering(reaches: dict[str, list[str]], steps: dict[str, Step]) -> li
             raise SandboxError(f"git grep failed in the sandbox: {step.output[-300:]}")
         base = [line.partition(":")[2] for line in step.output.splitlines()]
         if all(is_test_path(path) for path in base):
-            reasons.append(f"the patch's non-test code reaches into {what} ({', '.join(files)}), which the "
-                           "project's own code never does at the base commit")
+            reasons.append(
+                f"the patch's non-test code reaches into {what} ({', '.join(files)}), which the "
+                "project's own code never does at the base commit"
+            )
     return reasons
 
 
-def disagreements(report: InstanceReport, junit: dict[str, TestStatus], console: dict[str, TestStatus],
-                  summary: bool | None) -> list[str]:
+def disagreements(
+    report: InstanceReport, junit: dict[str, TestStatus], console: dict[str, TestStatus], summary: bool | None
+) -> list[str]:
     """The required tests the JUnit file and the console summary disagree on (one passes it, the other fails it
     or never names it): the code under test rewrote one of them. `summary`: whether the environment's console
     summary names each outcome (EnvSpec.runner_summary); where it need not, a console naming none is not held
@@ -149,8 +171,11 @@ def disagreements(report: InstanceReport, junit: dict[str, TestStatus], console:
         return []
     junit, console = with_swebench_spellings(junit), with_swebench_spellings(console)
     tests = report.decided_by.get("junit", [])
-    return [f"{test}: the JUnit file says {_said(junit, test)}, the console summary {_said(console, test)}"
-            for test in tests if (junit.get(test) in PASSING) != (console.get(test) in PASSING)]
+    return [
+        f"{test}: the JUnit file says {_said(junit, test)}, the console summary {_said(console, test)}"
+        for test in tests
+        if (junit.get(test) in PASSING) != (console.get(test) in PASSING)
+    ]
 
 
 def _said(statuses: dict[str, TestStatus], test: str) -> str:

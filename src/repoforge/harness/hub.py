@@ -64,12 +64,16 @@ def download(source: str, cache: Path, timeout: float = 120) -> Path:
         for number, url in enumerate(_split_urls(name, split or DEFAULT_SPLIT, timeout)):
             (partial / f"{number:05d}.parquet").write_bytes(_get(url, timeout))
     except urllib.error.HTTPError as exc:
-        raise DatasetError(f"the hub at {_endpoint()} answered {exc.code} for {name}"
-                           + (": no such dataset (or it is private: set HF_TOKEN)" if exc.code in (401, 404) else "")) from None
+        raise DatasetError(
+            f"the hub at {_endpoint()} answered {exc.code} for {name}"
+            + (": no such dataset (or it is private: set HF_TOKEN)" if exc.code in (401, 404) else "")
+        ) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise DatasetError(f"cannot read {name} from the hub at {_endpoint()}: {reason}; "
-                           "download it where the hub is reachable and pass the file's path") from None
+        raise DatasetError(
+            f"cannot read {name} from the hub at {_endpoint()}: {reason}; "
+            "download it where the hub is reachable and pass the file's path"
+        ) from None
     (partial / DONE).touch()
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)

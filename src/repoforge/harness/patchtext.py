@@ -32,19 +32,19 @@ REACHES = {
     "pytest's internals": r"\b_pytest\b|\bpluggy\b|\bimport\s+[\w.,\s]*\bpytest\b|\bfrom\s+pytest\b",
     "pytest's hooks": r"\bpytest_\w+|\bhookimpl\b|\bhookwrapper\b",
     "unittest's runner": r"\bunittest\.(?:result|runner|main|case|loader|suite|signals|Test\w+|TextTest\w+)\b"
-                         r"|\bfrom\s+unittest(?!\.mock\b)(?:\.\w+)?\s+import\s+(?!mock\b)",
+    r"|\bfrom\s+unittest(?!\.mock\b)(?:\.\w+)?\s+import\s+(?!mock\b)",
     "atexit": r"\batexit\b",
     "a hard exit": r"\b_exit\s*\(|\bos\.abort\b|\bos\.kill(?:pg)?\b",
     "the module table": r"\bsys\.modules\b|\bimport\s+__main__\b|\bfrom\s+__main__\s+import\b",
     "builtins": r"\bbuiltins\b|\b__builtins__\b",
     "the callers' frames": r"\b_getframe\b|\b_current_frames\b|\bf_back\b|\bf_globals\b|\bf_locals\b|\btb_frame\b"
-                           r"|\binspect\.(?:stack|trace|currentframe|getouterframes)\b|\bsettrace\b|\bsetprofile\b"
-                           r"|\baddaudithook\b|\bsys\.monitoring\b|\bimport\s+gc\b|\bgc\.",
+    r"|\binspect\.(?:stack|trace|currentframe|getouterframes)\b|\bsettrace\b|\bsetprofile\b"
+    r"|\baddaudithook\b|\bsys\.monitoring\b|\bimport\s+gc\b|\bgc\.",
     "the results file": r"junit|repoforge",
     # What the rest is hidden behind: code made of strings, found by walking objects, or loaded from a data file.
     "code built at run time": r"(?<![.\w])(?:exec|eval|compile)\s*\(|\b__import__\b|\bimport_module\b|\breload\s*\("
-                              r"|\b(?:spec_from_file_location|module_from_spec|SourceFileLoader|load_source|runpy)\b"
-                              r"|\b(?:marshal|ctypes|CodeType|FunctionType)\b|__subclasses__|__globals__|__code__",
+    r"|\b(?:spec_from_file_location|module_from_spec|SourceFileLoader|load_source|runpy)\b"
+    r"|\b(?:marshal|ctypes|CodeType|FunctionType)\b|__subclasses__|__globals__|__code__",
 }
 _REACH_PATTERNS = {what: re.compile(pattern, re.IGNORECASE | re.MULTILINE) for what, pattern in REACHES.items()}
 
@@ -58,8 +58,9 @@ def check(patch: str) -> set[str]:
     named, symlinks, section = set(), set(), None
     for line in _lines(patch):
         if _ED_COMMAND.match(line):
-            raise PatchRefused(f"it holds an ed script or a normal diff ({line!r}): only unified and context "
-                               "diffs are applied")
+            raise PatchRefused(
+                f"it holds an ed script or a normal diff ({line!r}): only unified and context diffs are applied"
+            )
         if _SYMLINK_MODE.match(line) and section:
             symlinks.add(section)
         for raw, path in _names(line):
@@ -116,8 +117,8 @@ def _git_names(rest: str) -> list[str]:
         first, _, second = rest.partition(' "')
         return [first, _unquote(f'"{second}')]
     half = (len(rest) - 1) // 2
-    if rest[half] == " " and rest[:half].partition("/")[2] == rest[half + 1:].partition("/")[2]:
-        return [rest[:half], rest[half + 1:]]
+    if rest[half] == " " and rest[:half].partition("/")[2] == rest[half + 1 :].partition("/")[2]:
+        return [rest[:half], rest[half + 1 :]]
     first, _, second = rest.rpartition(" b/")
     return [first, f"b/{second}"] if first else [rest]
 
@@ -132,8 +133,8 @@ def _unquote(quoted: str) -> str:
     body, out, i = quoted.strip().strip('"'), bytearray(), 0
     while i < len(body):
         if body[i] == "\\" and i + 1 < len(body):
-            if body[i + 1] in "01234567" and re.match(r"[0-7]{3}", body[i + 1:i + 4]):
-                out.append(int(body[i + 1:i + 4], 8) & 0xFF)
+            if body[i + 1] in "01234567" and re.match(r"[0-7]{3}", body[i + 1 : i + 4]):
+                out.append(int(body[i + 1 : i + 4], 8) & 0xFF)
                 i += 4
                 continue
             out.append(_C_ESCAPES.get(body[i + 1], ord(body[i + 1])))

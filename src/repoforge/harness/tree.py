@@ -29,12 +29,15 @@ APPLY_CHAIN = [
     f"patch --batch --forward --fuzz=5 -p1 -i {MODEL_PATCH}",
 ]
 RESET = "git reset -q --hard HEAD && git clean -qfd"
-_APPLY = " || ".join(f"{{ {RESET + '; ' if i else ''}echo '$ {command}'; {command}; }}"
-                     for i, command in enumerate(APPLY_CHAIN))
+_APPLY = " || ".join(
+    f"{{ {RESET + '; ' if i else ''}echo '$ {command}'; {command}; }}" for i, command in enumerate(APPLY_CHAIN)
+)
 # .git as far as it decides what git does (configuration, hooks, attributes, refs, HEAD): listed with modes and
 # hashed, before and after the patch. The object store, index and logs change as git works; they decide nothing.
-_GIT_STATE = (r"find .git \( -path .git/objects -o -path .git/logs -o -path .git/index -o -path .git/ORIG_HEAD "
-              r"-o -path '.git/repoforge*' \) -prune -o -printf '%y %m %p %l\n' -type f -exec sha1sum {} + | sort")
+_GIT_STATE = (
+    r"find .git \( -path .git/objects -o -path .git/logs -o -path .git/index -o -path .git/ORIG_HEAD "
+    r"-o -path '.git/repoforge*' \) -prune -o -printf '%y %m %p %l\n' -type f -exec sha1sum {} + | sort"
+)
 # Every path that differs from the base commit: tracked ones changed or deleted, untracked and ignored ones.
 _STATUS = "GIT_OPTIONAL_LOCKS=0 git status --porcelain=v1 -z --untracked-files=all --ignored=traditional --no-renames"
 
@@ -46,7 +49,9 @@ STARTUP = {"sitecustomize.py", "usercustomize.py"}
 
 # Each changed path as S and git status's entry (XY <path>), then L<path> <target> for a symlink (F<path> if it
 # leads to a folder) and C<path> <text now> <base text> for a shared configuration file.
-_CHANGES = _STATUS + r""" | while IFS= read -r -d '' entry; do
+_CHANGES = (
+    _STATUS
+    + r""" | while IFS= read -r -d '' entry; do
   path=${entry:3}; printf 'S%s\0' "$entry"
   if [ -L "$path" ]; then
     printf 'L%s\0%s\0' "$path" "$(readlink -- "$path")"; [ -d "$path" ] && printf 'F%s\0' "$path"
@@ -56,14 +61,18 @@ _CHANGES = _STATUS + r""" | while IFS= read -r -d '' entry; do
       "$(git show "HEAD:$path" 2>/dev/null | base64 -w0)";;
   esac
 done""".replace("SHARED_CONFIGS", "|".join(sorted(SHARED_CONFIGS)))
+)
 
 
 def test_machinery(path: str) -> bool:
     """Whether a path belongs to how the tests run rather than to the code under test."""
     *folders, name = path.split("/")
-    return (is_test_path(path) or name in RUNNER_CONFIGS | STARTUP | {".gitattributes", "entry_points.txt"}
-            or name.endswith((".pth", *COMPILED))
-            or any(f == "__pycache__" or f.endswith((".dist-info", ".egg-info")) for f in folders))
+    return (
+        is_test_path(path)
+        or name in RUNNER_CONFIGS | STARTUP | {".gitattributes", "entry_points.txt"}
+        or name.endswith((".pth", *COMPILED))
+        or any(f == "__pycache__" or f.endswith((".dist-info", ".egg-info")) for f in folders)
+    )
 
 
 class Changes(NamedTuple):
@@ -76,13 +85,17 @@ def apply_model_patch(sandbox: Sandbox, patch: str, log: list[str]) -> Changes |
     """Apply a model's patch as SWE-bench does, refusing (PatchRefused) what no fix needs; None: it does not apply."""
     named = check(patch)
     sandbox.write_file(f"{sandbox.root}/{MODEL_PATCH}", patch)
-    steps = run_steps(sandbox, {
-        "git_before": f"state=$({_GIT_STATE}); printf '%s' \"$state\"",
-        "untracked": _STATUS,
-        "apply": _APPLY,
-        "git_after": f"after=$({_GIT_STATE}); printf '%s' \"$after\"; [ \"$after\" = \"$state\" ]",
-        "changes": f'if [ "$after" = "$state" ]; then {_CHANGES}; fi',
-    }, timeout=300)
+    steps = run_steps(
+        sandbox,
+        {
+            "git_before": f"state=$({_GIT_STATE}); printf '%s' \"$state\"",
+            "untracked": _STATUS,
+            "apply": _APPLY,
+            "git_after": f'after=$({_GIT_STATE}); printf \'%s\' "$after"; [ "$after" = "$state" ]',
+            "changes": f'if [ "$after" = "$state" ]; then {_CHANGES}; fi',
+        },
+        timeout=300,
+    )
     log.append(steps["apply"].output.rstrip())
     if steps["apply"].exit_code != 0:
         return None
@@ -139,8 +152,11 @@ class Restore(NamedTuple):
 
 def restore_plan(changes: Changes, test_patch_paths: list[str]) -> Restore:
     """Every change of the patch to the test machinery, and to the files the test_patch will change."""
-    back = sorted(p for p in changes.paths
-                  if p in test_patch_paths or test_machinery(p) or _pytest_part_changed(p, changes.configs))
+    back = sorted(
+        p
+        for p in changes.paths
+        if p in test_patch_paths or test_machinery(p) or _pytest_part_changed(p, changes.configs)
+    )
     return Restore([p for p in back if p in changes.tracked], [p for p in back if p not in changes.tracked])
 
 
@@ -172,17 +188,28 @@ def pytest_part(name: str, text: str | None):
     return lines or None
 
 
-def prepare_run(sandbox: Sandbox, plan: Restore, test_patch: str, checks: dict[str, str],
-                log: list[str]) -> dict[str, Step]:
+def prepare_run(
+    sandbox: Sandbox, plan: Restore, test_patch: str, checks: dict[str, str], log: list[str]
+) -> dict[str, Step]:
     """Put back what `plan` says, apply the test_patch, and run `checks` (more harness commands, in the same
     sandbox command): their results by name. PatchRefused when the tree cannot be put back; the test_patch's
     step says whether it applied."""
     sandbox.write_file(f"{sandbox.root}/{PATCH_FILE}", test_patch)
-    steps = run_steps(sandbox, {"put_back": _put_back(plan), "generated": RESTORE_GENERATED,
-                                "test_patch": f"git apply --whitespace=nowarn {PATCH_FILE}", **checks}, timeout=300)
+    steps = run_steps(
+        sandbox,
+        {
+            "put_back": _put_back(plan),
+            "generated": RESTORE_GENERATED,
+            "test_patch": f"git apply --whitespace=nowarn {PATCH_FILE}",
+            **checks,
+        },
+        timeout=300,
+    )
     if plan.checkout or plan.remove:
-        log.append(f"put back as the base commit has them: {', '.join(plan.checkout) or 'none'}; "
-                   f"removed: {', '.join(plan.remove) or 'none'}")
+        log.append(
+            f"put back as the base commit has them: {', '.join(plan.checkout) or 'none'}; "
+            f"removed: {', '.join(plan.remove) or 'none'}"
+        )
     if steps["put_back"].exit_code != 0:
         raise PatchRefused(f"its changes cannot be put back: {steps['put_back'].output.strip()[-300:]}")
     return steps

@@ -23,9 +23,11 @@ DRAIN_SECONDS = 2.0
 # Git as the harness runs it in a checkout: with the repository's own configuration alone (no patch may change
 # .git, and the harness checks that none did), no system or user configuration, hooks, attribute files outside
 # the tree or fsmonitor, so that nothing the checkout holds runs. A shell function: every `git` after it is this.
-NEUTRAL_GIT = ("git() { HOME=/nonexistent XDG_CONFIG_HOME=/nonexistent GIT_CONFIG_NOSYSTEM=1 "
-               "GIT_CONFIG_GLOBAL=/dev/null GIT_ATTR_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0 command git "
-               "-c core.hooksPath=/dev/null -c core.fsmonitor= -c core.attributesFile=/dev/null \"$@\"; }; ")
+NEUTRAL_GIT = (
+    "git() { HOME=/nonexistent XDG_CONFIG_HOME=/nonexistent GIT_CONFIG_NOSYSTEM=1 "
+    "GIT_CONFIG_GLOBAL=/dev/null GIT_ATTR_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0 command git "
+    '-c core.hooksPath=/dev/null -c core.fsmonitor= -c core.attributesFile=/dev/null "$@"; }; '
+)
 
 
 @dataclass(frozen=True)
@@ -42,16 +44,23 @@ class Captured(NamedTuple):
     timed_out: bool
 
 
-def run_captured(argv: list[str], timeout: float | None, max_output: int = MAX_OUTPUT, input: bytes | None = None,
-                 **popen) -> Captured:
+def run_captured(
+    argv: list[str], timeout: float | None, max_output: int = MAX_OUTPUT, input: bytes | None = None, **popen
+) -> Captured:
     """Run `argv` in a session of its own, stdout and stderr together, within bounds the command cannot stretch.
 
     Only the first and last `max_output / 2` bytes of its output are kept, however much it writes; at `timeout` its
     process group is killed; once it has ended, its output is read for DRAIN_SECONDS more at most, so that a process
     it left behind holding the pipe (a daemon of the code under test) cannot hold the reader.
     """
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, **popen)
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        **popen,
+    )
     output = _HeadAndTail(max_output)
     deadline = time.monotonic() + timeout if timeout is not None else None
     ended, timed_out = None, False
@@ -99,7 +108,7 @@ def _kill(proc: subprocess.Popen) -> bool:
 def _write_some(stdin, pending: memoryview, selector: selectors.BaseSelector) -> memoryview:
     """Write what the pipe takes now; unregister stdin once all is written or the command stopped reading."""
     try:
-        pending = pending[os.write(stdin.fileno(), pending[:1 << 16]):]
+        pending = pending[os.write(stdin.fileno(), pending[: 1 << 16]) :]
     except BlockingIOError:
         pass
     except BrokenPipeError:
@@ -120,7 +129,7 @@ class _HeadAndTail:
         self.tail += chunk[room:] if room > 0 else chunk
         if len(self.tail) > self.half:
             self.cut += len(self.tail) - self.half
-            del self.tail[:len(self.tail) - self.half]
+            del self.tail[: len(self.tail) - self.half]
 
     def text(self) -> str:
         cut = f"\n[... {self.cut} bytes of output cut ...]\n".encode() if self.cut else b""
@@ -140,9 +149,11 @@ def read_result_file(sandbox: Sandbox, path: str, max_bytes: int = MAX_RESULT_BY
     within `timeout`. Anything else raises ResultFileError saying why.
     """
     quoted = shlex.quote(path)
-    command = (f"if [ -L {quoted} ]; then exit 64; elif [ ! -e {quoted} ]; then exit 65; elif [ ! -f {quoted} ]; "
-               f"then exit 66; fi; exec dd if={quoted} iflag=nofollow,nonblock,count_bytes count={max_bytes + 1} "
-               "bs=1M status=none 2>/dev/null")
+    command = (
+        f"if [ -L {quoted} ]; then exit 64; elif [ ! -e {quoted} ]; then exit 65; elif [ ! -f {quoted} ]; "
+        f"then exit 66; fi; exec dd if={quoted} iflag=nofollow,nonblock,count_bytes count={max_bytes + 1} "
+        "bs=1M status=none 2>/dev/null"
+    )
     result = sandbox.exec(command, timeout=timeout, max_output=max_bytes + 1)
     why = {64: "is a symlink", 65: "does not exist", 66: "is not a regular file (a FIFO, a device or a folder)"}
     if result.timed_out:
@@ -170,16 +181,19 @@ def run_steps(sandbox: Sandbox, steps: dict[str, str], timeout: float) -> dict[s
     """Several harness commands in one sandbox command (each costs a sandbox start), each one's exit code and
     output told apart by a marker nothing in the checkout can know in advance."""
     nonce = secrets.token_hex(12)
-    script = NEUTRAL_GIT + "".join(f"{{ {command}\n}} 2>&1; printf '\\n{nonce} {name} %d\\n' $?; "
-                                   for name, command in steps.items())
+    script = NEUTRAL_GIT + "".join(
+        f"{{ {command}\n}} 2>&1; printf '\\n{nonce} {name} %d\\n' $?; " for name, command in steps.items()
+    )
     result = sandbox.exec(script, timeout=timeout)
     parts = re.split(rf"\n{nonce} (\w+) (\d+)\n", result.output)
     found = {parts[i]: Step(int(parts[i + 1]), parts[i - 1]) for i in range(1, len(parts) - 1, 3)}
     if list(found) != list(steps):  # the sandbox failed, not anything in it
         from repoforge.sandbox import SandboxError
 
-        raise SandboxError(f"harness command ended early (exit {result.exit_code}"
-                           f"{', timed out' if result.timed_out else ''}): {result.output[-500:]}")
+        raise SandboxError(
+            f"harness command ended early (exit {result.exit_code}"
+            f"{', timed out' if result.timed_out else ''}): {result.output[-500:]}"
+        )
     return found
 
 
@@ -209,7 +223,9 @@ def diff_inside(sandbox: Sandbox) -> str:
 # setuptools-scm, an extension built in place) live on in the environment and are put back, never over a
 # file, into every checkout that uses it. Build leftovers and caches are not kept.
 GENERATED = ".repoforge-generated.tar"
-_NOT_KEPT = r"(^|/)(__pycache__|\.eggs|\.tox|\.nox|\.pytest_cache|\.hypothesis|build|dist)/|\.egg-info/|\.pyc$|^\.repoforge"
+_NOT_KEPT = (
+    r"(^|/)(__pycache__|\.eggs|\.tox|\.nox|\.pytest_cache|\.hypothesis|build|dist)/|\.egg-info/|\.pyc$|^\.repoforge"
+)
 
 
 def save_generated(venv: str) -> str:
@@ -217,14 +233,17 @@ def save_generated(venv: str) -> str:
     return f"git ls-files -z --others | {{ grep -zvE '{_NOT_KEPT}' || true; }} | tar --null -T - -cf {venv}/{GENERATED}"
 
 
-RESTORE_GENERATED = f'if [ -f "$VIRTUAL_ENV/{GENERATED}" ]; then tar --skip-old-files -xf "$VIRTUAL_ENV/{GENERATED}"; fi'
+RESTORE_GENERATED = (
+    f'if [ -f "$VIRTUAL_ENV/{GENERATED}" ]; then tar --skip-old-files -xf "$VIRTUAL_ENV/{GENERATED}"; fi'
+)
 
 
 class Sandbox(Protocol):
     """One repository checkout plus one environment; backends differ only in how they start."""
 
-    def exec(self, command: str, timeout: float | None = None, network: bool = False,
-             max_output: int = MAX_OUTPUT) -> ExecResult:
+    def exec(
+        self, command: str, timeout: float | None = None, network: bool = False, max_output: int = MAX_OUTPUT
+    ) -> ExecResult:
         """Run a bash command in the repository root with the environment active; keep at most `max_output` bytes
         of its output (the first and last halves)."""
         ...
@@ -273,8 +292,9 @@ class Backend(Protocol):
 
     def env_exists(self, env_ref: str) -> bool: ...
 
-    def instance_sandbox(self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path,
-                         network: bool = False) -> Sandbox:
+    def instance_sandbox(
+        self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path, network: bool = False
+    ) -> Sandbox:
         """A sandbox with the repository at `commit` and the environment `env_ref` active; with `network`, its
         commands may reach the network (the host's, or a container's on Docker's default bridge)."""
         ...

@@ -38,25 +38,59 @@ from repoforge.git.repo import git
 from repoforge.locks import exclusive
 from repoforge.names import docker_tag
 from repoforge.sandbox import SandboxError
-from repoforge.sandbox.base import (MAX_OUTPUT, RESTORE_GENERATED, TESTBED, ExecResult, apply_inside, diff_inside,
-                                     read_result_file, run_captured)
+from repoforge.sandbox.base import (
+    MAX_OUTPUT,
+    RESTORE_GENERATED,
+    TESTBED,
+    ExecResult,
+    apply_inside,
+    diff_inside,
+    read_result_file,
+    run_captured,
+)
 from repoforge.sandbox.interpreters import LINK, SLIMMED, PythonSource, has_source, pack, python_source
 from repoforge.sandbox.process import uv_binary, uv_cache_dir
 
 # The host is Debian bookworm: interpreters built on it need its C library and these libraries' sonames.
 SYSTEM_SUITE = "bookworm"
 TOOLS = ["git", "iproute2", "patch"]
-CPYTHON_LIBRARIES = ["libssl3", "libffi8", "zlib1g", "libsqlite3-0", "libbz2-1.0", "liblzma5", "libreadline8",
-                     "libncursesw6", "libtinfo6", "libuuid1", "libgdbm6", "libgdbm-compat4", "libexpat1", "libnsl2",
-                     "libcrypt1"]
+CPYTHON_LIBRARIES = [
+    "libssl3",
+    "libffi8",
+    "zlib1g",
+    "libsqlite3-0",
+    "libbz2-1.0",
+    "liblzma5",
+    "libreadline8",
+    "libncursesw6",
+    "libtinfo6",
+    "libuuid1",
+    "libgdbm6",
+    "libgdbm-compat4",
+    "libexpat1",
+    "libnsl2",
+    "libcrypt1",
+]
 # A Debian suite's own python3; before 3.12 Debian splits distutils out, and uv needs it for older Pythons.
-DEBIAN_PYTHON = {"bullseye": ["python3", "python3-distutils"], "bookworm": ["python3", "python3-distutils"],
-                 "trixie": ["python3"]}
+DEBIAN_PYTHON = {
+    "bullseye": ["python3", "python3-distutils"],
+    "bookworm": ["python3", "python3-distutils"],
+    "trixie": ["python3"],
+}
 # git pulls in the full perl (about 45 MB) for commands no test harness uses (add -i, send-email,
 # svn); perl-base, which dpkg itself needs, stays.
 SLIM_PACKAGES = re.compile(r"perl|perl-modules-[\d.]+|libperl5[\d.]+|liberror-perl")
-SLIM = ["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian",
-        "var/lib/apt/lists", "var/cache/apt", "var/cache/debconf", "var/log"]
+SLIM = [
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+    "usr/share/lintian",
+    "var/lib/apt/lists",
+    "var/cache/apt",
+    "var/cache/debconf",
+    "var/log",
+]
 # What a copied interpreter must import in its image; ldd names any library its modules miss.
 PYTHON_CHECK = "import ssl, sqlite3, ctypes, lzma, bz2, zlib, decimal, hashlib"
 VENV = "/opt/venv"
@@ -100,8 +134,11 @@ def owner_labels(kind: str) -> list[str]:
 
 def ca_bundle() -> str | None:
     """The host's CA bundle (REPOFORGE_CA_BUNDLE, SSL_CERT_FILE, or the system's), mounted for installs."""
-    for path in (os.environ.get("REPOFORGE_CA_BUNDLE"), os.environ.get("SSL_CERT_FILE"),
-                 "/etc/ssl/certs/ca-certificates.crt"):
+    for path in (
+        os.environ.get("REPOFORGE_CA_BUNDLE"),
+        os.environ.get("SSL_CERT_FILE"),
+        "/etc/ssl/certs/ca-certificates.crt",
+    ):
         if path and Path(path).is_file():
             return path
     return None
@@ -114,14 +151,18 @@ def _building(name: str):
 
 def label_changes(labels: dict[str, str]) -> list[str]:
     """`--change` arguments that set image labels; values are quoted, since an instance id may hold spaces."""
-    return [arg for key, value in labels.items()
-            for arg in ("--change", f"LABEL {key}={json.dumps(value, ensure_ascii=False)}")]
+    return [
+        arg
+        for key, value in labels.items()
+        for arg in ("--change", f"LABEL {key}={json.dumps(value, ensure_ascii=False)}")
+    ]
 
 
 UNOWNED = {"repoforge.pid": "", "repoforge.host": ""}  # a committed image is no process's leftover
 
 
 # --- images -------------------------------------------------------------------------------------
+
 
 def _digest(*recipe: str) -> str:
     return hashlib.sha256("\0".join(recipe).encode()).hexdigest()[:10]
@@ -157,8 +198,11 @@ def ensure_python(source: PythonSource) -> str:
     ref = python_ref(source)
     with _building(ref):
         if not image_exists(ref):
-            labels = {"repoforge.kind": "python", "repoforge.python": source.version,
-                      "repoforge.python_source": source.label}
+            labels = {
+                "repoforge.kind": "python",
+                "repoforge.python": source.version,
+                "repoforge.python_source": source.label,
+            }
             if source.kind == "debian":  # a whole suite of its own: it stands on nothing
                 _debootstrap(source.origin, TOOLS + DEBIAN_PYTHON[source.origin], ref, labels, source)
             else:
@@ -170,15 +214,19 @@ def ensure_python(source: PythonSource) -> str:
     return ref
 
 
-def _debootstrap(suite: str, packages: list[str], ref: str, labels: dict[str, str],
-                 python: PythonSource | None = None) -> None:
+def _debootstrap(
+    suite: str, packages: list[str], ref: str, labels: dict[str, str], python: PythonSource | None = None
+) -> None:
     """A slimmed minbase of `suite` with `packages`, imported as `ref` (with `python`'s uniform link)."""
     if not can_build_bases():
         raise SandboxError("building a base image needs root and debootstrap (apt-get install debootstrap)")
     mirror = os.environ.get("REPOFORGE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
     with tempfile.TemporaryDirectory(prefix="repoforge-rootfs-") as root:
-        proc = subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
-                               suite, root, mirror], capture_output=True, text=True)
+        proc = subprocess.run(
+            ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite, root, mirror],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             raise SandboxError(f"debootstrap {suite} failed: {proc.stdout[-1500:]}{proc.stderr[-1500:]}")
         _purge_packages(root)
@@ -188,8 +236,15 @@ def _debootstrap(suite: str, packages: list[str], ref: str, labels: dict[str, st
         if python is not None:
             Path(root, LINK.format(version=python.version).lstrip("/")).symlink_to(python.interpreter)
         tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
-        changes = [*label_changes(labels), "--change", f"ENV PATH={PATH}", "--change", "ENV LANG=C.UTF-8",
-                   "--change", 'CMD ["bash"]']
+        changes = [
+            *label_changes(labels),
+            "--change",
+            f"ENV PATH={PATH}",
+            "--change",
+            "ENV LANG=C.UTF-8",
+            "--change",
+            'CMD ["bash"]',
+        ]
         imported = subprocess.run(["docker", "import", *changes, "-", ref], stdin=tar.stdout, capture_output=True)
         tar.wait()
         if imported.returncode != 0:
@@ -216,8 +271,10 @@ def _add_layer(parent: str, archive: Path, labels: dict[str, str], ref: str) -> 
 def _check_python(source: PythonSource, ref: str) -> None:
     """Prove the interpreter runs in its image (through the uniform link); else drop the image and say why."""
     dynload = f"{source.prefix}/lib/python{source.version}/lib-dynload"
-    script = (f"ldd {source.interpreter} {dynload}/*.so 2>&1; "
-              f"{LINK.format(version=source.version)} -c {shlex.quote(PYTHON_CHECK)}")
+    script = (
+        f"ldd {source.interpreter} {dynload}/*.so 2>&1; "
+        f"{LINK.format(version=source.version)} -c {shlex.quote(PYTHON_CHECK)}"
+    )
     run = docker("run", "--rm", "--network", "none", ref, "bash", "-c", script, timeout=300, check=False)
     if run.returncode == 0:
         return
@@ -249,8 +306,7 @@ def ensure_instance(repo: Path, commit: str, env_ref: str, instance_id: str) -> 
     """The environment plus the repository at `commit` and nothing newer."""
     ref = instance_ref(instance_id)
     with _building(ref):
-        parent = docker("image", "inspect", "--format", '{{index .Config.Labels "repoforge.parent"}}', ref,
-                        check=False)
+        parent = docker("image", "inspect", "--format", '{{index .Config.Labels "repoforge.parent"}}', ref, check=False)
         if parent.returncode == 0 and parent.stdout.decode().strip() == env_ref:
             return ref
         with tempfile.TemporaryDirectory(prefix="repoforge-testbed-") as tmp:
@@ -264,20 +320,32 @@ def ensure_instance(repo: Path, commit: str, env_ref: str, instance_id: str) -> 
             archive = Path(tmp) / "testbed.tar"
             with tarfile.open(archive, "w") as tar:
                 tar.add(tree, arcname="testbed")
-            _add_layer(env_ref, archive, {"repoforge.kind": "instance", "repoforge.parent": env_ref,
-                                          "repoforge.instance_id": instance_id}, ref)
+            _add_layer(
+                env_ref,
+                archive,
+                {"repoforge.kind": "instance", "repoforge.parent": env_ref, "repoforge.instance_id": instance_id},
+                ref,
+            )
     return ref
 
 
 # --- sandboxes ----------------------------------------------------------------------------------
+
 
 class DockerSandbox:
     """One running container; every command through `docker exec`."""
 
     root = TESTBED
 
-    def __init__(self, image: str, network: bool = False, mounts: list[str] = (), env: dict[str, str] | None = None,
-                 limits: list[str] = (), kind: str = "sandbox"):
+    def __init__(
+        self,
+        image: str,
+        network: bool = False,
+        mounts: list[str] = (),
+        env: dict[str, str] | None = None,
+        limits: list[str] = (),
+        kind: str = "sandbox",
+    ):
         args = ["run", "-d", *owner_labels(kind), *limits]
         if not network:
             # Names fail at once (a resolver on loopback that refuses) instead of after 10 s per lookup.
@@ -290,8 +358,9 @@ class DockerSandbox:
         if not network:
             self._exec_raw(OFFLINE_ROUTES, timeout=30)
 
-    def _exec_raw(self, command: str, timeout: float | None, input: bytes | None = None,
-                  max_output: int = MAX_OUTPUT) -> ExecResult:
+    def _exec_raw(
+        self, command: str, timeout: float | None, input: bytes | None = None, max_output: int = MAX_OUTPUT
+    ) -> ExecResult:
         start = time.monotonic()
         wrapped = f"timeout -s KILL {int(timeout)} bash -c {shlex.quote(command)}" if timeout else command
         args = ["exec", *(["-i"] if input is not None else []), "-w", TESTBED, self.container, "bash", "-c", wrapped]
@@ -301,8 +370,9 @@ class DockerSandbox:
         timed_out = run.timed_out or (bool(timeout) and run.exit_code == 137 and seconds >= timeout - 1)
         return ExecResult(run.exit_code, run.output, seconds, timed_out)
 
-    def exec(self, command: str, timeout: float | None = None, network: bool = False,
-             max_output: int = MAX_OUTPUT) -> ExecResult:
+    def exec(
+        self, command: str, timeout: float | None = None, network: bool = False, max_output: int = MAX_OUTPUT
+    ) -> ExecResult:
         return self._exec_raw(command, timeout, max_output=max_output)
 
     def read_file(self, path: str) -> str:
@@ -334,16 +404,29 @@ class DockerBuildBox:
         bundle = ca_bundle()
         if bundle:
             mounts.append(f"{bundle}:{CA_IN_CONTAINER}:ro")
-            env |= {"SSL_CERT_FILE": CA_IN_CONTAINER, "REQUESTS_CA_BUNDLE": CA_IN_CONTAINER, "PIP_CERT": CA_IN_CONTAINER}
+            env |= {
+                "SSL_CERT_FILE": CA_IN_CONTAINER,
+                "REQUESTS_CA_BUNDLE": CA_IN_CONTAINER,
+                "PIP_CERT": CA_IN_CONTAINER,
+            }
         self.sandbox = DockerSandbox(self.image, network=True, mounts=mounts, env=env, kind="build")
 
     def keep(self) -> str:
         """Commit the environment; its image id names it, since a rebuild reuses the tag."""
         self.sandbox.exec("rm -rf /tmp/* /root/.cache", timeout=60)
-        labels = {"repoforge.kind": "env", "repoforge.parent": image_id(self.image),
-                  "repoforge.fingerprint": self.fingerprint}
-        committed = docker("commit", *label_changes(labels | UNOWNED), "--change", f"ENV VIRTUAL_ENV={VENV}",
-                           self.sandbox.container, f"repoforge-env:{self.fingerprint}")
+        labels = {
+            "repoforge.kind": "env",
+            "repoforge.parent": image_id(self.image),
+            "repoforge.fingerprint": self.fingerprint,
+        }
+        committed = docker(
+            "commit",
+            *label_changes(labels | UNOWNED),
+            "--change",
+            f"ENV VIRTUAL_ENV={VENV}",
+            self.sandbox.container,
+            f"repoforge-env:{self.fingerprint}",
+        )
         return committed.stdout.decode().strip()
 
     def close(self) -> None:
@@ -374,8 +457,9 @@ class DockerBackend:
     def env_exists(self, env_ref: str) -> bool:
         return image_exists(env_ref)
 
-    def instance_sandbox(self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path,
-                         network: bool = False) -> DockerSandbox:
+    def instance_sandbox(
+        self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path, network: bool = False
+    ) -> DockerSandbox:
         image = ensure_instance(repo, commit, env_ref, instance_id)
         sandbox = DockerSandbox(image, network=network, limits=self.limits)
         sandbox.exec(RESTORE_GENERATED)

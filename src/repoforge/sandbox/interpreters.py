@@ -38,7 +38,7 @@ SLIMMED = {
     "installed packages and their scripts": r"lib/python3\.\d+t?/site-packages/.+|bin/(?!python).+",
     "test suites": r"lib/python3\.\d+t?/(.+/)?(test|tests|idle_test)(/.*)?",
     "IDLE, Tk and turtle": r"lib/python3\.\d+t?/(idlelib|tkinter|turtledemo|lib-dynload/_tkinter\..*)(/.*)?"
-                           r"|lib/(lib)?(tcl|tk|itcl|thread)\d.*",
+    r"|lib/(lib)?(tcl|tk|itcl|thread)\d.*",
     "static libraries": r".*\.a",
     "manual pages": r"share(/.*)?",
 }
@@ -55,8 +55,9 @@ class PythonSource(BaseModel):
     @property
     def label(self) -> str:
         """What EnvSpec.python_source records: uv:NAME, host:PREFIX or debian:SUITE."""
-        return {"uv": f"uv:{Path(self.origin).name}", "host": f"host:{self.prefix}",
-                "debian": f"debian:{self.origin}"}[self.kind]
+        return {"uv": f"uv:{Path(self.origin).name}", "host": f"host:{self.prefix}", "debian": f"debian:{self.origin}"}[
+            self.kind
+        ]
 
     @property
     def interpreter(self) -> str:
@@ -79,8 +80,9 @@ def host_source(version: str) -> PythonSource | None:
     found = inspect_interpreter(path) if path else None
     if found is None or found.prefix in SYSTEM_PREFIXES or not Path(found.prefix, "bin", f"python{version}").exists():
         return None
-    return PythonSource(version=version, kind="host", origin=os.path.realpath(found.prefix), prefix=found.prefix,
-                        build=found.build)
+    return PythonSource(
+        version=version, kind="host", origin=os.path.realpath(found.prefix), prefix=found.prefix, build=found.build
+    )
 
 
 def debian_source(version: str) -> PythonSource | None:
@@ -95,8 +97,9 @@ def uv_source(version: str) -> PythonSource | None:
     if found is None:
         return None
     origin = os.path.realpath(found.prefix)  # uv links a minor version's folder to its patch release's
-    return PythonSource(version=version, kind="uv", origin=origin, prefix=f"{UV_PREFIX}/{Path(origin).name}",
-                        build=found.build)
+    return PythonSource(
+        version=version, kind="uv", origin=origin, prefix=f"{UV_PREFIX}/{Path(origin).name}", build=found.build
+    )
 
 
 def _uv_python(*args: str, timeout: float) -> subprocess.CompletedProcess | None:
@@ -129,7 +132,7 @@ def pack(source: PythonSource, archive: Path) -> None:
     top = source.prefix.strip("/")
 
     def kept(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-        return None if dropped_by(info.name[len(top) + 1:]) else info
+        return None if dropped_by(info.name[len(top) + 1 :]) else info
 
     try:
         with tarfile.open(archive, "w") as tar:

@@ -22,8 +22,16 @@ from pathlib import Path
 
 from repoforge.env.python import available_pythons, inspect_interpreter
 from repoforge.git.repo import checkout
-from repoforge.sandbox.base import (MAX_OUTPUT, RESTORE_GENERATED, TESTBED, ExecResult, apply_inside, diff_inside,
-                                     read_result_file, run_captured)
+from repoforge.sandbox.base import (
+    MAX_OUTPUT,
+    RESTORE_GENERATED,
+    TESTBED,
+    ExecResult,
+    apply_inside,
+    diff_inside,
+    read_result_file,
+    run_captured,
+)
 
 _OFFLINE_ROUTES = "ip link set lo up 2>/dev/null; ip route add default dev lo 2>/dev/null; "
 _SKIP_ROOT_ENTRIES = {"proc", "dev", "tmp", "testbed", "lost+found"}
@@ -60,9 +68,16 @@ def _root_binds() -> list[str]:
 
 
 class ProcessSandbox:
-    def __init__(self, worktree: Path, venv: Path | None = None, writable: list[Path] = (),
-                 readonly: list[Path] = (), env: dict[str, str] | None = None, isolate: bool = True,
-                 network: bool = False):
+    def __init__(
+        self,
+        worktree: Path,
+        venv: Path | None = None,
+        writable: list[Path] = (),
+        readonly: list[Path] = (),
+        env: dict[str, str] | None = None,
+        isolate: bool = True,
+        network: bool = False,
+    ):
         self.worktree = worktree
         self.network = network  # every command's default: the host's network, or none
         self.venv = venv
@@ -81,10 +96,22 @@ class ProcessSandbox:
 
     def _environment(self) -> dict[str, str]:
         path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        env = {"PATH": path, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/tmp",
-               "PYTHONDONTWRITEBYTECODE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-        for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "PIP_CERT", "UV_CACHE_DIR",
-                     "UV_NATIVE_TLS"):
+        env = {
+            "PATH": path,
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "HOME": "/tmp",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        }
+        for name in (
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
+            "REQUESTS_CA_BUNDLE",
+            "PIP_CERT",
+            "UV_CACHE_DIR",
+            "UV_NATIVE_TLS",
+        ):
             if name in os.environ:
                 env[name] = os.environ[name]
         if self.venv is not None:
@@ -102,9 +129,24 @@ class ProcessSandbox:
             return ["bash", "-c", command]
         # A private process namespace: nothing a command starts outlives it (a process left behind could
         # change the checkout while the harness reads it).
-        argv = [self.bwrap, *_root_binds(), "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-                "--bind", str(self.worktree), TESTBED, "--chdir", TESTBED, "--die-with-parent",
-                "--new-session", "--unshare-pid"]
+        argv = [
+            self.bwrap,
+            *_root_binds(),
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--tmpfs",
+            "/tmp",
+            "--bind",
+            str(self.worktree),
+            TESTBED,
+            "--chdir",
+            TESTBED,
+            "--die-with-parent",
+            "--new-session",
+            "--unshare-pid",
+        ]
         for path in self.readonly:
             if not any(path.is_relative_to(w) for w in self.writable):
                 argv += ["--ro-bind", str(path), str(path)]
@@ -117,17 +159,23 @@ class ProcessSandbox:
                 command = _OFFLINE_ROUTES + command
         return argv + ["bash", "-c", command]
 
-    def exec(self, command: str, timeout: float | None = None, network: bool = False,
-             max_output: int = MAX_OUTPUT) -> ExecResult:
+    def exec(
+        self, command: str, timeout: float | None = None, network: bool = False, max_output: int = MAX_OUTPUT
+    ) -> ExecResult:
         start = time.monotonic()
-        run = run_captured(self._argv(command, network or self.network), timeout, max_output, cwd=self.worktree,
-                           env=self._environment())
+        run = run_captured(
+            self._argv(command, network or self.network),
+            timeout,
+            max_output,
+            cwd=self.worktree,
+            env=self._environment(),
+        )
         return ExecResult(run.exit_code, run.output, time.monotonic() - start, run.timed_out)
 
     def _host_path(self, path: str) -> Path:
         """Where a sandbox path is on the host, with no symlink on the way: what runs in the checkout may have
         made any of its folders a link to anywhere on the host."""
-        relative = path[len(self.root):].lstrip("/") if path.startswith(self.root) else path
+        relative = path[len(self.root) :].lstrip("/") if path.startswith(self.root) else path
         root = os.path.realpath(self.worktree)
         target = os.path.normpath(os.path.join(root, relative))
         if not target.startswith(root + os.sep) or os.path.realpath(os.path.dirname(target)) != os.path.dirname(target):
@@ -172,8 +220,13 @@ class ProcessBuildBox:
         cache.mkdir(parents=True, exist_ok=True)
         self.venv, self.uv, self.python = str(env_dir / "venv"), uv_binary(), python
         self.python_source = inspect_interpreter(python).origin
-        self.sandbox = ProcessSandbox(worktree, venv=env_dir / "venv", writable=[env_dir, cache],
-                                      readonly=[Path(self.uv)], env={"UV_CACHE_DIR": str(cache)})
+        self.sandbox = ProcessSandbox(
+            worktree,
+            venv=env_dir / "venv",
+            writable=[env_dir, cache],
+            readonly=[Path(self.uv)],
+            env={"UV_CACHE_DIR": str(cache)},
+        )
 
     def keep(self) -> str:
         return self.venv
@@ -194,8 +247,9 @@ class ProcessBackend:
     def env_exists(self, env_ref: str) -> bool:
         return (Path(env_ref) / "bin" / "python").exists()
 
-    def instance_sandbox(self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path,
-                         network: bool = False) -> ProcessSandbox:
+    def instance_sandbox(
+        self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path, network: bool = False
+    ) -> ProcessSandbox:
         work.mkdir(parents=True, exist_ok=True)
         # A folder of its own, even for a second sandbox of the instance in this process (the gold patch's run).
         worktree = Path(tempfile.mkdtemp(prefix=f"{instance_id}-", dir=work))

@@ -26,9 +26,11 @@ PYTEST_3 = "-o addopts= --continue-on-collection-errors "
 # - every outcome is printed by letter (pytest < 4.6 knows no -rA): the console summary names every test, a
 #   second account of the run to hold the JUnit file against.
 AUTOLOAD_OFF = "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1"
-LAUNCHER = ('import sys; path = [e for e in sys.path if e not in ("", ".")]; root = {root}; '
-            'sys.path[:] = [e for e in path if e != root and not e.startswith(root + "/")]; import pytest; '
-            'sys.path[:] = path; sys.exit(getattr(pytest, "console_main", pytest.main)())')
+LAUNCHER = (
+    'import sys; path = [e for e in sys.path if e not in ("", ".")]; root = {root}; '
+    'sys.path[:] = [e for e in path if e != root and not e.startswith(root + "/")]; import pytest; '
+    'sys.path[:] = path; sys.exit(getattr(pytest, "console_main", pytest.main)())'
+)
 SUMMARY = "-rfEpxXsA"
 
 # The runner as installed in the venv (never in the checkout): pytest's version and its pytest11 entry points.

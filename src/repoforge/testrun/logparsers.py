@@ -9,9 +9,9 @@ from __future__ import annotations
 import functools
 import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
 
 from repoforge.schema import TestStatus
 
@@ -40,16 +40,21 @@ def _parser_module() -> ModuleType:
 
 @functools.cache
 def _parsers() -> dict[str, Callable[[str, object], dict[str, str]]]:
-    return {name: value for name, value in vars(_parser_module()).items()
-            if name.startswith("parse_log_") and callable(value)}
+    return {
+        name: value
+        for name, value in vars(_parser_module()).items()
+        if name.startswith("parse_log_") and callable(value)
+    }
 
 
 def swebench_parser(log_parser: str | None, repo: str) -> str | None:
     """The name of the parser that made a row's test ids: the row's own, else swebench's for its repository."""
     if log_parser:
         if log_parser not in _parsers():
-            raise UnknownLogParser(f"the row's log_parser {log_parser!r} is not one of swebench's Python log "
-                                   f"parsers ({', '.join(sorted(_parsers()))})")
+            raise UnknownLogParser(
+                f"the row's log_parser {log_parser!r} is not one of swebench's Python log "
+                f"parsers ({', '.join(sorted(_parsers()))})"
+            )
         return log_parser
     by_repo = _parser_module().MAP_REPO_TO_PARSER_PY.get(repo)
     return by_repo.__name__ if by_repo else None

@@ -61,9 +61,7 @@ def _to_id(dotted: str, name: str, test_files: list[str], file_hint: str | None 
     """Nodeid of test ``name`` in ``dotted`` (module plus classes); no name: the container."""
     dotted = dotted.replace(".()", "")  # pytest 3 leaves "()" instance levels in nested classes
     path, classes = (
-        _match_file(dotted, test_files)
-        or (file_hint and _match_file(dotted, [file_hint]))
-        or _guess_split(dotted)
+        _match_file(dotted, test_files) or (file_hint and _match_file(dotted, [file_hint])) or _guess_split(dotted)
     )
     return "::".join(filter(None, [path, *classes.split("."), name]))
 
@@ -194,8 +192,11 @@ def junit_would_name(test_id: str, files: list[str]) -> bool:
     """Whether a JUnit report of a run of `files` names the test `test_id` (in some spelling) if it exists: a test
     of one of the files, in pytest's form or unittest's, or any bare test-function name."""
     if unittest := _UNITTEST_NAME.fullmatch(test_id):
-        modules = {".".join(parts[start:]) for parts in (f.removesuffix(".py").split("/") for f in files)
-                   for start in range(len(parts))}
+        modules = {
+            ".".join(parts[start:])
+            for parts in (f.removesuffix(".py").split("/") for f in files)
+            for start in range(len(parts))
+        }
         return any(unittest[1].startswith(module + ".") for module in modules)
     return test_id.split("::")[0] in files or bool(_BARE_TEST.fullmatch(test_id))
 
@@ -207,9 +208,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # subtests add "(i=1)", and the " ... outcome" part may be missing (docstring or output follows).
 _UT_DESC = re.compile(r"^\s*(\w+) \(([\w.]+)\)(?: \(.*?\))?(?: \.\.\.(.*))?$")
 # Python reprs skip reasons, so they are always quoted.
-_UT_OUTCOME = re.compile(
-    r"(?:^|\s)(ok|FAIL|ERROR|expected failure|unexpected success|skipped (?:'.*'|\".*\"))$"
-)
+_UT_OUTCOME = re.compile(r"(?:^|\s)(ok|FAIL|ERROR|expected failure|unexpected success|skipped (?:'.*'|\".*\"))$")
 # The failure details name each bad test again; in Python <= 3.10 this is the only place a
 # failing subtest or a broken setUpClass is named.
 _UT_HEADER = re.compile(r"^(FAIL|ERROR|UNEXPECTED SUCCESS): (\w+) \(([\w.]+)\)")

@@ -27,8 +27,14 @@ from .setup_cfg import read_setup_cfg
 from .setup_py import read_setup_py
 from .tox import read_tox_ini, tox_env_pythons
 
-__all__ = ["ProjectMetadata", "read_metadata", "poetry_constraint", "tox_env_pythons", "conda_to_pep508",
-           "ci_python_versions"]
+__all__ = [
+    "ProjectMetadata",
+    "read_metadata",
+    "poetry_constraint",
+    "tox_env_pythons",
+    "conda_to_pep508",
+    "ci_python_versions",
+]
 
 # (name used in warnings, reader), in reading order: the first declared name and python
 # requirement win, and requirements keep this order.

@@ -22,8 +22,14 @@ from .conda import conda_to_pep508, is_environment
 from .model import YAML_FILE, Reader, parse_yaml
 from .requirements import COMMENT, MIN_VERSION_TOKENS, classify_line, include, join_continuations, path_tokens
 
-CI_FILES = [".travis.yml", "azure-pipelines.yml", "appveyor.yml", ".appveyor.yml", ".circleci/config.yml",
-            ".gitlab-ci.yml"]
+CI_FILES = [
+    ".travis.yml",
+    "azure-pipelines.yml",
+    "appveyor.yml",
+    ".appveyor.yml",
+    ".circleci/config.yml",
+    ".gitlab-ci.yml",
+]
 CI_FOLDERS = [".github/workflows", "ci", ".ci"]  # conda environment files among them are no CI files
 PYTHON_KEYS = {"python-version", "python_version", "python-versions", "python", "py"}
 CONDITION_KEYS = {"if", "condition"}
@@ -32,14 +38,47 @@ VARIABLE_KEYS = {"env", "variables"}
 # (tox, nox: their configuration is read for what the tests need): the builder chooses these.
 BUILD_TOOLS = {"pip", "pip3", "uv", "setuptools", "wheel", "virtualenv", "tox", "nox"}
 TEST_JOB = re.compile(r"(?<![a-z])(unit)?test(s|ing)?(?![a-z])", re.I)  # run-tests, unittests; not "latest"
-TEST_RUN = re.compile(r"(?:^|[\s;&|(/])(?:py\.?test|nosetests|nose2|tox|nox)(?:\s|$)|(?:^|\s)(?:\./)?bin/test(?:\s|$)"
-                      r"|\bmake\s+(?:test|tests|check)\b|\bsetup\.py\s+test\b|\brun_?tests\.py\b")
+TEST_RUN = re.compile(
+    r"(?:^|[\s;&|(/])(?:py\.?test|nosetests|nose2|tox|nox)(?:\s|$)|(?:^|\s)(?:\./)?bin/test(?:\s|$)"
+    r"|\bmake\s+(?:test|tests|check)\b|\bsetup\.py\s+test\b|\brun_?tests\.py\b"
+)
 # pip options that take a value; the value of -r is a requirements file, of -e a path
-PIP_VALUED = {"-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-i", "--index-url",
-              "--extra-index-url", "-f", "--find-links", "--global-option", "--install-option", "-C",
-              "--config-settings", "-t", "--target", "--prefix", "--root", "--python", "--platform",
-              "--python-version", "--implementation", "--abi", "--src", "--upgrade-strategy", "--progress-bar",
-              "--cache-dir", "--log", "--timeout", "--retries", "--trusted-host", "--only-binary", "--no-binary"}
+PIP_VALUED = {
+    "-r",
+    "--requirement",
+    "-c",
+    "--constraint",
+    "-e",
+    "--editable",
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "-f",
+    "--find-links",
+    "--global-option",
+    "--install-option",
+    "-C",
+    "--config-settings",
+    "-t",
+    "--target",
+    "--prefix",
+    "--root",
+    "--python",
+    "--platform",
+    "--python-version",
+    "--implementation",
+    "--abi",
+    "--src",
+    "--upgrade-strategy",
+    "--progress-bar",
+    "--cache-dir",
+    "--log",
+    "--timeout",
+    "--retries",
+    "--trusted-host",
+    "--only-binary",
+    "--no-binary",
+}
 CONDA_VALUED = {"-n", "--name", "-p", "--prefix", "-c", "--channel", "--file"}
 _ASSIGNMENT = re.compile(r"(?<![\w$-])([A-Za-z_]\w*)=(\"[^\"]*\"|'[^']*'|[^\s;'\"&|]*)")
 _VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
@@ -112,8 +151,9 @@ def _variables(node: Any, scripts: list[tuple[str, bool]]) -> dict[str, str]:
     value set under a condition (EXTRAS=',stats' for the full job) is what the fullest job installs."""
     values: dict[str, str] = {}
     found = [(name, value.strip("'\"")) for text, _ in scripts for name, value in _ASSIGNMENT.findall(text)]
-    found += [(str(name), value) for mapping in _mappings(node) for name, value in mapping.items()
-              if isinstance(value, str)]
+    found += [
+        (str(name), value) for mapping in _mappings(node) for name, value in mapping.items() if isinstance(value, str)
+    ]
     for name, value in found:
         if len(value) >= len(values.get(name, "")):
             values[name] = value
@@ -174,9 +214,9 @@ def _install_items(words: list[str]) -> Iterator[Item]:
         if words[i] != "install":
             continue
         if re.match(r"^pip\d?(\.\d+)?$", program):
-            yield from _pip_items(words[i + 1:])
+            yield from _pip_items(words[i + 1 :])
         elif program in ("conda", "mamba", "micromamba"):
-            yield from _conda_items(words[i + 1:])
+            yield from _conda_items(words[i + 1 :])
 
 
 def _pip_items(args: list[str]) -> Iterator[Item]:
@@ -206,8 +246,12 @@ def _conda_items(args: list[str]) -> Iterator[Item]:
     for arg in rest:
         if arg in CONDA_VALUED:
             next(rest, None)
-        elif not arg.startswith("-") and _UNKNOWABLE not in arg and (req := conda_to_pep508(arg)) \
-                and _name(req) not in BUILD_TOOLS:
+        elif (
+            not arg.startswith("-")
+            and _UNKNOWABLE not in arg
+            and (req := conda_to_pep508(arg))
+            and _name(req) not in BUILD_TOOLS
+        ):
             yield "req", req
 
 
@@ -219,9 +263,16 @@ def _name(requirement: str) -> str | None:
 def _installs(unit: Any, scripts: list[tuple[str, bool]], inherited: dict[str, str]) -> list[Item]:
     """What a unit installs unconditionally, in order."""
     variables = inherited | _variables(unit, scripts)
-    return list(dict.fromkeys(item for text, guarded in scripts if not guarded
-                              for words, conditional in _commands(_expand(text, variables)) if not conditional
-                              for item in _install_items(words)))
+    return list(
+        dict.fromkeys(
+            item
+            for text, guarded in scripts
+            if not guarded
+            for words, conditional in _commands(_expand(text, variables))
+            if not conditional
+            for item in _install_items(words)
+        )
+    )
 
 
 def read_ci(r: Reader) -> None:

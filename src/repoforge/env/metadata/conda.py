@@ -30,15 +30,59 @@ CONDA_NAME_MAP = {
     "iris": "scitools-iris",  # the index's `iris` is another project
 }
 # conda packages that are never Python distributions on the index
-CONDA_DROP = {"python", "pip", "python_abi", "setuptools-conda", "c-compiler", "cxx-compiler",
-              "fortran-compiler", "compilers", "libgcc", "libgcc-ng", "libstdcxx-ng", "gcc", "gxx",
-              "nodejs", "openjdk", "blas", "libblas", "liblapack", "r-base", "hdf5", "libnetcdf", "geos", "proj",
-              "openjpeg", "jpeg", "zlib"}
+CONDA_DROP = {
+    "python",
+    "pip",
+    "python_abi",
+    "setuptools-conda",
+    "c-compiler",
+    "cxx-compiler",
+    "fortran-compiler",
+    "compilers",
+    "libgcc",
+    "libgcc-ng",
+    "libstdcxx-ng",
+    "gcc",
+    "gxx",
+    "nodejs",
+    "openjdk",
+    "blas",
+    "libblas",
+    "liblapack",
+    "r-base",
+    "hdf5",
+    "libnetcdf",
+    "geos",
+    "proj",
+    "openjpeg",
+    "jpeg",
+    "zlib",
+}
 # Words of a file's path saying it is not the main test environment: the oldest supported versions,
 # documentation, another platform, unreleased upstream versions, linting.
 ASIDE_TOKENS = MIN_VERSION_TOKENS | {
-    "doc", "docs", "documentation", "rtd", "readthedocs", "windows", "win", "macos", "osx", "mac", "darwin",
-    "upstream", "nightly", "lint", "linting", "typing", "mypy", "benchmark", "benchmarks", "asv", "binder"}
+    "doc",
+    "docs",
+    "documentation",
+    "rtd",
+    "readthedocs",
+    "windows",
+    "win",
+    "macos",
+    "osx",
+    "mac",
+    "darwin",
+    "upstream",
+    "nightly",
+    "lint",
+    "linting",
+    "typing",
+    "mypy",
+    "benchmark",
+    "benchmarks",
+    "asv",
+    "binder",
+}
 _OPERATOR = re.compile(r"\s*(==|>=|<=|!=|~=|>|<|=)\s*")
 _PYTHON_SPEC = re.compile(r"^python\s*(?:[=<>!~]=?\s*|\s+)(\d)\.(\d{1,2})")
 _PYTHON_IN_PATH = re.compile(r"py(?:thon)?[-_]?(\d)\.?(\d{1,2})(?!\d)")
@@ -128,12 +172,19 @@ def _environment(r: Reader, rel: str) -> _Environment | None:
     doc = r.load_yaml(rel, record=False)
     if not is_environment(doc):
         return None
-    deps = [d.strip() if isinstance(d, str) else {"pip": [x for x in d["pip"] if isinstance(x, str)]}
-            for d in doc["dependencies"] if isinstance(d, str) or _is_pip_list(d)]
+    deps = [
+        d.strip() if isinstance(d, str) else {"pip": [x for x in d["pip"] if isinstance(x, str)]}
+        for d in doc["dependencies"]
+        if isinstance(d, str) or _is_pip_list(d)
+    ]
     python = next((m for m in (_PYTHON_SPEC.match(d) for d in deps if isinstance(d, str)) if m), None)
     python = python or _PYTHON_IN_PATH.search(posixpath.basename(rel).lower())
-    return _Environment(rel, deps, (int(python.group(1)), int(python.group(2))) if python else None,
-                        aside=bool(path_tokens(rel) & ASIDE_TOKENS))
+    return _Environment(
+        rel,
+        deps,
+        (int(python.group(1)), int(python.group(2))) if python else None,
+        aside=bool(path_tokens(rel) & ASIDE_TOKENS),
+    )
 
 
 def _is_pip_list(dep: object) -> bool:

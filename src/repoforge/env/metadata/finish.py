@@ -150,8 +150,11 @@ def _further_extras_requirements(r: Reader, md: ProjectMetadata, project: str | 
     everything = [e for e in md.extras if set(re.split(r"[-_.]", e.lower())) & EVERYTHING_WORDS]
     wanted = everything + [declared[c] for c in map(canonicalize_name, r.ci_extras) if c in declared]
     for extra in wanted:  # grows with the extras each one includes (`all = ["pkg[io,viz]"]`)
-        wanted += [declared[e] for e in _included_extras(r.extras.get(extra, []), project)
-                   if e in declared and declared[e] not in wanted]
+        wanted += [
+            declared[e]
+            for e in _included_extras(r.extras.get(extra, []), project)
+            if e in declared and declared[e] not in wanted
+        ]
     reqs: list[str] = []
     for extra in _dedup(wanted):
         if extra not in md.test_extras:
@@ -198,8 +201,12 @@ def _needed_plugins(r: Reader, md: ProjectMetadata, required: list[str]) -> list
     for name in filter(None, map(_name, md.test_requirements)):
         if not name.startswith("pytest-"):
             continue
-        if name in required_names or name in loaded or name.removeprefix("pytest-") in loaded \
-                or provides(name, r.pytest_names):
+        if (
+            name in required_names
+            or name in loaded
+            or name.removeprefix("pytest-") in loaded
+            or provides(name, r.pytest_names)
+        ):
             needed.append(name)
     return _dedup(needed)
 
@@ -210,5 +217,8 @@ def _addopts_plugins(addopts: str) -> list[str]:
         words = shlex.split(addopts)
     except ValueError:
         words = addopts.split()
-    return [after if word == "-p" else word[2:] for word, after in zip(words, words[1:] + [""])
-            if word.startswith("-p") and (word != "-p" or after)]
+    return [
+        after if word == "-p" else word[2:]
+        for word, after in zip(words, words[1:] + [""], strict=False)
+        if word.startswith("-p") and (word != "-p" or after)
+    ]

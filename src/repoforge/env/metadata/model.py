@@ -20,8 +20,23 @@ TEST_EXTRA_NAMES = {"test", "tests", "testing"}
 DEV_EXTRA_NAMES = {"dev", "develop", "development"}
 TEST_GROUP_NAMES = TEST_EXTRA_NAMES | DEV_EXTRA_NAMES
 # Folders holding no project files worth reading: VCS data, virtual environments, build output.
-SKIPPED_DIRS = {".git", ".hg", ".svn", ".tox", ".nox", ".venv", "venv", "node_modules", "__pycache__", ".eggs",
-                "build", "dist", "site-packages", ".mypy_cache", ".pytest_cache"}
+SKIPPED_DIRS = {
+    ".git",
+    ".hg",
+    ".svn",
+    ".tox",
+    ".nox",
+    ".venv",
+    "venv",
+    "node_modules",
+    "__pycache__",
+    ".eggs",
+    "build",
+    "dist",
+    "site-packages",
+    ".mypy_cache",
+    ".pytest_cache",
+}
 MAX_LISTED_FILES = 20_000  # a bound on the files one listing looks at, for giant trees
 YAML_FILE = re.compile(r"\.ya?ml$")
 

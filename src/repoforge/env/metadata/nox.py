@@ -37,8 +37,12 @@ def read_noxfile(r: Reader) -> None:
 def _is_test_session(fn: Function) -> bool:
     if re.search(r"test|unit|cover", fn.name, re.I):
         return True
-    return any(isinstance(n, ast.Constant) and isinstance(n.value, str)
-               and re.match(r"^(pytest|py\.test|nosetests)\b", n.value) for n in ast.walk(fn))
+    return any(
+        isinstance(n, ast.Constant)
+        and isinstance(n.value, str)
+        and re.match(r"^(pytest|py\.test|nosetests)\b", n.value)
+        for n in ast.walk(fn)
+    )
 
 
 def _install_arguments(r: Reader, call: ast.Call, env: dict[str, Any]) -> list[str]:

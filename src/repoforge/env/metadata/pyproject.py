@@ -116,8 +116,10 @@ def _read_tool_settings(r: Reader, tool: dict) -> None:
     """pytest configuration, version-from-SCM plugins and an embedded tox configuration."""
     if "ini_options" in _table(tool, "pytest"):
         r.pytest_configured = True
-        r.pytest_options[SRC] = {key: " ".join(map(str, value)) if isinstance(value, list) else str(value)
-                                 for key, value in _table(tool, "pytest", "ini_options").items()}
+        r.pytest_options[SRC] = {
+            key: " ".join(map(str, value)) if isinstance(value, list) else str(value)
+            for key, value in _table(tool, "pytest", "ini_options").items()
+        }
     if "setuptools_scm" in tool or "setuptools-scm" in tool:
         r.scm = True
     if _table(tool, "hatch", "version").get("source") == "vcs":

@@ -9,8 +9,10 @@ import re
 from .model import Reader
 
 TEST_FILE = re.compile(r"^(test_.*|.*_test|conftest|tests)\.py$")
-_MARKER = re.compile(r"\bmark\.([A-Za-z_]\w*)|\b(?:add_marker|get_closest_marker|get_marker|iter_markers)"
-                     r"\(\s*['\"]([A-Za-z_]\w*)")
+_MARKER = re.compile(
+    r"\bmark\.([A-Za-z_]\w*)|\b(?:add_marker|get_closest_marker|get_marker|iter_markers)"
+    r"\(\s*['\"]([A-Za-z_]\w*)"
+)
 _SIGNATURE = re.compile(r"^[ \t]*(?:async[ \t]+)?def[ \t]+\w+[ \t]*\(([^)]*)\)", re.M)
 _PARAMETER = re.compile(r"(?:^|,)\s*\**([A-Za-z_]\w*)")  # fixtures are requested as parameters
 
@@ -29,5 +31,7 @@ def provides(plugin: str, names: set[str]) -> bool:
     marker or fixture named X, or with a word starting with X (`no_cover` of pytest-cov, `mocker`
     of pytest-mock, `remote_data` of pytest-remotedata)."""
     stem = plugin.removeprefix("pytest-").replace("-", "")
-    return any(name.lower().replace("_", "") == stem or any(word.startswith(stem) for word in name.lower().split("_"))
-               for name in names)
+    return any(
+        name.lower().replace("_", "") == stem or any(word.startswith(stem) for word in name.lower().split("_"))
+        for name in names
+    )

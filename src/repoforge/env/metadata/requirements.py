@@ -14,8 +14,24 @@ from .model import Raw, Reader
 TEST_RUNNER_PACKAGES = {"pytest", "nose", "nose2"}
 REQ_FILE_TEST_TOKENS = {"test", "tests", "testing", "dev", "develop", "development", "ci"}
 REQ_FILE_RUNTIME_TOKENS = {"base", "prod", "production", "runtime", "install", "main", "common", "core"}
-REQ_FILE_OTHER_TOKENS = {"doc", "docs", "documentation", "lint", "linting", "typing", "mypy", "optional", "extra",
-                         "extras", "style", "format", "release", "benchmark", "benchmarks", "examples"}
+REQ_FILE_OTHER_TOKENS = {
+    "doc",
+    "docs",
+    "documentation",
+    "lint",
+    "linting",
+    "typing",
+    "mypy",
+    "optional",
+    "extra",
+    "extras",
+    "style",
+    "format",
+    "release",
+    "benchmark",
+    "benchmarks",
+    "examples",
+}
 MIN_VERSION_TOKENS = {"min", "minimum", "minimal", "oldest", "lowest", "pinned"}  # oldest-versions environments
 # In a test folder, a file of optional packages is for the tests; one for docs or linting is not.
 REQ_FILE_NOT_TEST_TOKENS = REQ_FILE_OTHER_TOKENS - {"optional", "extra", "extras"}
@@ -45,8 +61,10 @@ def table_version_extras(entry: dict) -> tuple[str, list[str]]:
     """Version ("*" when absent or odd) and extras of a table-form dependency (Pipfile, Poetry)."""
     version = entry.get("version", "*")
     extras = entry.get("extras")
-    return (version if isinstance(version, str) else "*",
-            [e for e in extras if isinstance(e, str)] if isinstance(extras, list) else [])
+    return (
+        version if isinstance(version, str) else "*",
+        [e for e in extras if isinstance(e, str)] if isinstance(extras, list) else [],
+    )
 
 
 def _self_extras(match: re.Match) -> list[str]:
@@ -95,8 +113,9 @@ def join_continuations(text: str) -> list[str]:
     return lines
 
 
-def req_lines(r: Reader, lines: list[str], base_dir: str, source: str, sink: list[Raw],
-              visited: set[str], test_context: bool) -> None:
+def req_lines(
+    r: Reader, lines: list[str], base_dir: str, source: str, sink: list[Raw], visited: set[str], test_context: bool
+) -> None:
     """Add the requirements of lines to sink, following -r includes relative to base_dir."""
     for line in lines:
         kind = classify_line(line)
@@ -151,8 +170,11 @@ def _candidates(r: Reader) -> list[str]:
         for d in ("", "tests", "test"):
             folder = r.root / d
             if folder.is_dir():
-                found |= {posixpath.join(d, p.name) for p in folder.glob("*.txt")
-                          if "requirements" in p.name.lower() and p.is_file()}
+                found |= {
+                    posixpath.join(d, p.name)
+                    for p in folder.glob("*.txt")
+                    if "requirements" in p.name.lower() and p.is_file()
+                }
     except OSError as exc:
         r.warn(f"cannot list requirement files ({exc.__class__.__name__})")
     # CI's oldest-versions environments (tests-min.txt) are no part of the test environment.
@@ -186,6 +208,9 @@ def read_requirement_files(r: Reader) -> None:
             named_for_tests = bool(tokens & REQ_FILE_TEST_TOKENS)
         if named_for_tests or _lists_test_runner(text):
             r.tests += parse_req_file(r, rel, test_context=True)
-        elif rel in ("requirements.txt", "requirements/requirements.txt") or tokens & REQ_FILE_RUNTIME_TOKENS or \
-                (folder == "requirements" and any(t.startswith("prod") for t in tokens)):
+        elif (
+            rel in ("requirements.txt", "requirements/requirements.txt")
+            or tokens & REQ_FILE_RUNTIME_TOKENS
+            or (folder == "requirements" and any(t.startswith("prod") for t in tokens))
+        ):
             r.deps += parse_req_file(r, rel, test_context=False)

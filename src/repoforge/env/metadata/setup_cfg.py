@@ -55,8 +55,9 @@ def _interpolated(r: Reader, cfg: configparser.ConfigParser, section: str, optio
     if "%(" not in value:
         return value
     try:
-        return configparser.BasicInterpolation().before_get(cfg, section, option, value,
-                                                            dict(cfg.items(section, raw=True)))
+        return configparser.BasicInterpolation().before_get(
+            cfg, section, option, value, dict(cfg.items(section, raw=True))
+        )
     except configparser.Error as exc:
         r.warn(f"{SRC}: [{section}] {option}: cannot fill in references ({exc.__class__.__name__})")
         return value

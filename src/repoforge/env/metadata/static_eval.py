@@ -65,7 +65,7 @@ def _sequence(node: ast.List | ast.Tuple | ast.Set, env: dict[str, Any]) -> list
 
 def _dict(node: ast.Dict, env: dict[str, Any]) -> dict[Any, Any]:
     d: dict[Any, Any] = {}
-    for k, v in zip(node.keys, node.values):
+    for k, v in zip(node.keys, node.values, strict=True):
         if k is None:  # {**other}
             try:
                 val = evaluate(v, env)
@@ -91,8 +91,9 @@ def _name(node: ast.Name, env: dict[str, Any]) -> Any:
 def _binop(node: ast.BinOp, env: dict[str, Any]) -> Any:
     left = evaluate(node.left, env)
     right = evaluate(node.right, env)
-    if isinstance(node.op, ast.Add) and (isinstance(left, list) and isinstance(right, list)
-                                         or isinstance(left, str) and isinstance(right, str)):
+    if isinstance(node.op, ast.Add) and (
+        isinstance(left, list) and isinstance(right, list) or isinstance(left, str) and isinstance(right, str)
+    ):
         return left + right
     if isinstance(node.op, ast.Mod) and isinstance(left, str):
         try:
@@ -178,7 +179,7 @@ def _sequence_call(node: ast.Call, name: str, env: dict[str, Any]) -> list[Any]:
 
 
 def _method_call(node: ast.Call, func: ast.Attribute, env: dict[str, Any]) -> Any:
-    """"...".format/split/splitlines/strip(...) and {...}.keys()/values()."""
+    """ "...".format/split/splitlines/strip(...) and {...}.keys()/values()."""
     if func.attr in ("format", "split", "splitlines", "strip") and isinstance(func.value, (ast.Constant, ast.Name)):
         base = evaluate(func.value, env)
         if isinstance(base, str):
@@ -196,8 +197,15 @@ def _method_call(node: ast.Call, func: ast.Attribute, env: dict[str, Any]) -> An
 
 
 _HANDLERS: dict[type, Any] = {
-    ast.List: _sequence, ast.Tuple: _sequence, ast.Set: _sequence, ast.Dict: _dict, ast.Name: _name,
-    ast.BinOp: _binop, ast.JoinedStr: _fstring, ast.Subscript: _subscript, ast.Call: _call,
+    ast.List: _sequence,
+    ast.Tuple: _sequence,
+    ast.Set: _sequence,
+    ast.Dict: _dict,
+    ast.Name: _name,
+    ast.BinOp: _binop,
+    ast.JoinedStr: _fstring,
+    ast.Subscript: _subscript,
+    ast.Call: _call,
 }
 
 
@@ -216,8 +224,9 @@ def flat_statements(body: list[ast.stmt]) -> list[ast.stmt]:
     """Statements that always run: the body, try/with bodies and `if __name__ == "__main__"`."""
     out: list[ast.stmt] = []
     for stmt in body:
-        if isinstance(stmt, (ast.Try, ast.With, ast.AsyncWith)) or \
-                (isinstance(stmt, ast.If) and _is_main_guard(stmt.test)):
+        if isinstance(stmt, (ast.Try, ast.With, ast.AsyncWith)) or (
+            isinstance(stmt, ast.If) and _is_main_guard(stmt.test)
+        ):
             out += flat_statements(stmt.body)
         else:
             out.append(stmt)
@@ -229,7 +238,7 @@ def _bind(env: dict[str, Any], target: ast.expr, value_node: ast.expr | None, va
         env[target.id] = value
     elif isinstance(target, (ast.Tuple, ast.List)):
         if isinstance(value_node, (ast.Tuple, ast.List)) and len(value_node.elts) == len(target.elts):
-            for t, v in zip(target.elts, value_node.elts):
+            for t, v in zip(target.elts, value_node.elts, strict=True):
                 _bind(env, t, v, eval_or_bad(v, env))
         else:
             for t in target.elts:
@@ -262,8 +271,9 @@ def run_statements(stmts: list[ast.stmt], env: dict[str, Any]) -> None:
 def _aug_assign(stmt: ast.AugAssign, name: str, env: dict[str, Any]) -> None:
     current = env.get(name)
     value = eval_or_bad(stmt.value, env)
-    if isinstance(stmt.op, ast.Add) and (isinstance(current, list) and isinstance(value, list)
-                                         or isinstance(current, str) and isinstance(value, str)):
+    if isinstance(stmt.op, ast.Add) and (
+        isinstance(current, list) and isinstance(value, list) or isinstance(current, str) and isinstance(value, str)
+    ):
         env[name] = current + value
     elif name in env:
         env[name] = Bad(name)

@@ -36,7 +36,7 @@ def _expand_braces(text: str, limit: int = 512) -> list[str]:
     m = re.search(r"\{([^{}]*)\}", text)
     if not m:
         return [text]
-    head, tail = text[: m.start()], text[m.end():]
+    head, tail = text[: m.start()], text[m.end() :]
     options = [o.strip() for o in m.group(1).split(",")]
     out: list[str] = []
     for option, rest in product(options, _expand_braces(tail, limit)):
