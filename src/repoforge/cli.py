@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -215,6 +216,137 @@ def evaluate(
         table.add_row(key.replace("_", " "), str(report[f"{key}_instances"]))
     console.print(table)
     console.print(f"report: [bold]{path}[/bold]  logs: {opts.log_dir / run_id}")
+
+
+ModelName = Annotated[
+    Optional[str],
+    typer.Option("--model", help="The endpoint's model name, or a local model folder [default: the embedded SmolLM2]."),
+]
+BaseUrl = Annotated[
+    Optional[str],
+    typer.Option(help="An OpenAI-compatible endpoint; omitted: the model is served on loopback for the run."),
+]
+
+
+def _served_folder(model: Optional[str], store: Optional[Path]) -> Path:
+    from repoforge.forge import default_store
+    from repoforge.llm.embedded import model_folder
+
+    return Path(model).resolve() if model else model_folder(store or default_store())
+
+
+@app.command()
+def serve(
+    model: Annotated[Optional[Path], typer.Option(help="A model folder [default: the embedded SmolLM2].")] = None,
+    port: Annotated[int, typer.Option(help="The port on 127.0.0.1 [default: a free one].")] = 0,
+    store: Store = None,
+) -> None:
+    """Serve a local model on loopback, OpenAI-compatible (`transformers serve`), until interrupted."""
+    from repoforge.llm.serve import Server
+
+    server = Server(_served_folder(str(model) if model else None, store), port or None).start()
+    console.print(f"base URL: {server.base_url}\nmodel: {server.model}")
+    sys.stdout.flush()  # whoever started us reads the address now, not when we end
+    try:
+        server.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+@app.command()
+def label(
+    dataset: Annotated[Path, typer.Option(help="Instances: a JSONL, JSON or parquet file, ours or SWE-bench's.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The rows with their labels (JSONL).")],
+    model: ModelName = None,
+    base_url: BaseUrl = None,
+    engine: Annotated[
+        str, typer.Option(help="openai (an endpoint) | local (in this process, transformers).")
+    ] = "openai",
+    api_key_env: Annotated[str, typer.Option(help="The variable holding the endpoint's API key.")] = "OPENAI_API_KEY",
+    samples: Annotated[int, typer.Option(min=1, help="Votes per label.")] = 3,
+    attempts: Annotated[int, typer.Option(min=1, help="Requests per vote while answers give no 0-3 score.")] = 3,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Tokens per answer.")] = 256,
+    temperature: float = 0.7,
+    context_tokens: Annotated[int, typer.Option(help="The model's context; the instance's text is cut to fit.")] = 8192,
+    price_input: Annotated[float, typer.Option(help="US dollars per million prompt tokens.")] = 0.0,
+    price_output: Annotated[float, typer.Option(help="US dollars per million completion tokens.")] = 0.0,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight per instance.")] = 4,
+    prompts: Annotated[Optional[Path], typer.Option(help="Another rubric file like label/prompts.yaml.")] = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Instances labeled at once.")] = 2,
+    store: Store = None,
+    repo_mirror: Mirror = None,
+    ray_address: RayAddress = None,
+) -> None:
+    """SPICE's labels (clarity, test validity, difficulty; 0 best, 3 worst) and a no-model difficulty estimate."""
+    from contextlib import nullcontext
+
+    from repoforge.forge import default_store
+    from repoforge.git.locate import RepoPlaces
+    from repoforge.harness.dataset import DatasetError, load_dataset, sources_beside
+    from repoforge.label.run import LabelOptions, label_rows, write_rows
+    from repoforge.llm import ModelConfig
+    from repoforge.llm.serve import Server
+
+    if engine not in ("openai", "local"):
+        raise typer.BadParameter(f"{engine!r}: choose openai or local", param_hint="--engine")
+    store = (store or default_store()).resolve()
+    try:
+        rows, skipped = load_dataset(dataset)
+    except DatasetError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+    for instance_id, why in skipped.items():
+        console.print(f"[yellow]skipping {escape(instance_id)}: {escape(why)}[/yellow]")
+    # No endpoint: the local model (the embedded one by default) is served on loopback for the run, or run in-process.
+    folder = _served_folder(model, store) if base_url is None else None
+    server = Server(folder, log=store / "serve.log") if folder and engine == "openai" else None
+    with server or nullcontext():
+        config = ModelConfig(
+            engine=engine,
+            model=server.model if server else str(folder or model or ""),
+            base_url=server.base_url if server else base_url,
+            api_key_env=api_key_env,
+            max_concurrency=concurrency,
+            context_tokens=context_tokens,
+            price_input=price_input,
+            price_output=price_output,
+        )
+        opts = LabelOptions(
+            model=config,
+            cache=store / "llm-cache",
+            samples=samples,
+            attempts=attempts,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            places=RepoPlaces(store=store, mirror=repo_mirror, sources_file=sources_beside(dataset)),
+            **({"prompts": prompts} if prompts else {}),
+        )
+        labeled = label_rows(rows, opts, workers, ray_address)
+    write_rows(labeled, out)
+    _print_labels(labeled)
+    console.print(f"labeled rows: [bold]{out}[/bold]")
+
+
+def _print_labels(rows: list) -> None:
+    table = Table(title="label")
+    table.add_column("instance")
+    for name in ("clarity", "test_validity", "difficulty", "estimate", "tokens", "cost $", "error"):
+        table.add_column(name.replace("_", " "))
+    for row in rows:
+        labels = row.labels
+        values = [getattr(labels, name) for name in ("clarity", "test_validity", "difficulty")]
+        table.add_row(
+            escape(row.instance_id),
+            *[("-" if v is None or v.value is None else f"{v.value}{'*' if v.controversial else ''}") for v in values],
+            str(labels.difficulty_estimate.value if labels.difficulty_estimate else "-"),
+            str(labels.prompt_tokens + labels.completion_tokens),
+            f"{labels.cost:.4f}",
+            escape(labels.error[:80]),
+        )
+    console.print(table)
+    console.print("[dim]* controversial: votes on both sides of 1/2[/dim]")
 
 
 store_app = typer.Typer(
