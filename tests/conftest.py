@@ -102,3 +102,24 @@ def http_service(host: str):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def instance(tmp_path):
+    """(row, places): a real mined change of a real repository, found through a mirror as every command finds them."""
+    from repos import setup_py_only
+
+    from repoforge.git.locate import RepoPlaces
+    from repoforge.mine import mine
+    from repoforge.schema import TaskInstance
+
+    mirror = tmp_path / "mirror"
+    setup_py_only(mirror / "example__greeter")
+    [candidate], _ = mine(mirror / "example__greeter", "example/greeter")
+    row = TaskInstance(
+        **candidate.model_dump(exclude={"commit", "test_files"}),
+        FAIL_TO_PASS=["test_greeter.py::test_greet_number"],
+        PASS_TO_PASS=["test_greeter.py::test_greet"],
+        environment_setup_commit=candidate.base_commit,
+    )
+    return row, RepoPlaces(store=tmp_path / "store", mirror=mirror)

@@ -11,9 +11,7 @@ import re
 
 import pytest
 from openai_double import openai_double
-from repos import setup_py_only
 
-from repoforge.git.locate import RepoPlaces
 from repoforge.label.answer import extract_answer, parse_answer
 from repoforge.label.consensus import consensus
 from repoforge.label.estimate import estimate_difficulty
@@ -21,8 +19,6 @@ from repoforge.label.prompt import fit, instance_sections, label_messages, load_
 from repoforge.label.run import LabelOptions, ask_vote, label_instance, label_rows
 from repoforge.llm import ModelConfig, make_model
 from repoforge.llm.cache import CachedModel
-from repoforge.mine import mine
-from repoforge.schema import TaskInstance
 
 
 @pytest.mark.parametrize(
@@ -92,21 +88,6 @@ def test_fit_keeps_short_sections_whole_and_shares_the_rest():
     assert sum(map(len, fitted.values())) <= 2050
     assert abs(len(fitted["b"]) - len(fitted["c"])) < 10
     assert "characters left out" in fitted["b"] and fitted["b"].startswith("y") and fitted["b"].endswith("y")
-
-
-@pytest.fixture
-def instance(tmp_path) -> tuple[TaskInstance, RepoPlaces]:
-    """A real mined change of a real repository, found through a mirror as every command finds them."""
-    mirror = tmp_path / "mirror"
-    setup_py_only(mirror / "example__greeter")
-    [candidate], _ = mine(mirror / "example__greeter", "example/greeter")
-    row = TaskInstance(
-        **candidate.model_dump(exclude={"commit", "test_files"}),
-        FAIL_TO_PASS=["test_greeter.py::test_greet_number"],
-        PASS_TO_PASS=["test_greeter.py::test_greet"],
-        environment_setup_commit=candidate.base_commit,
-    )
-    return row, RepoPlaces(store=tmp_path / "store", mirror=mirror)
 
 
 def test_the_question_shows_the_instance_and_its_files_at_the_base_commit(instance):

@@ -46,6 +46,8 @@ class Server:
 
     def start(self, timeout: float = 180) -> Server:
         command = [_transformers_command(), "serve", str(self.folder), "--host", self.host, "--port", str(self.port)]
+        if self.log:
+            self.log.parent.mkdir(parents=True, exist_ok=True)
         output = open(self.log, "ab") if self.log else subprocess.DEVNULL
         # Offline: the folder is all the server needs, and a hub lookup would only wait on the network.
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}

@@ -1,0 +1,90 @@
+"""The embedded model for real: converted from its GGUF, served by `transformers serve`, asked by the `openai`
+client and by `repoforge label`, and run in-process. Kept tiny: a few short answers of a 135M model on CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from openai import OpenAI
+
+from repoforge.llm import ModelConfig, Sampling, make_model
+from repoforge.llm.embedded import model_folder
+
+REPOFORGE = str(Path(sys.executable).parent / "repoforge")
+
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory) -> Path:
+    """A store holding the embedded model, converted once for the session (about a minute)."""
+    store = tmp_path_factory.mktemp("model-store")
+    folder = model_folder(store)
+    assert (folder / "config.json").is_file() and model_folder(store) == folder  # the second call converts nothing
+    assert json.loads((folder / "generation_config.json").read_text())["do_sample"] is True
+    return store
+
+
+def test_repoforge_serve_answers_the_openai_client(model_store):
+    serve = subprocess.Popen(
+        [REPOFORGE, "serve", "--store", str(model_store)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        lines = [serve.stdout.readline() for _ in range(2)]
+        [base_url] = [line.split(": ", 1)[1].strip() for line in lines if line.startswith("base URL:")]
+        [model] = [line.split(": ", 1)[1].strip() for line in lines if line.startswith("model:")]
+        assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
+        client = OpenAI(base_url=base_url, api_key="none")
+        assert model in [entry.id for entry in client.models.list().data]
+        response = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "Say hello."}], max_tokens=8, temperature=0
+        )
+        assert response.choices[0].message.content.strip()
+        assert 0 < response.usage.completion_tokens <= 8
+    finally:
+        os.killpg(serve.pid, signal.SIGINT)  # as a user's Ctrl-C: the server goes with it
+        assert serve.wait(timeout=30) == 0
+
+
+def test_label_end_to_end_with_the_embedded_model_and_a_rerun_asks_nothing(model_store, instance, tmp_path):
+    row, places = instance
+    dataset, out = tmp_path / "instances.jsonl", tmp_path / "labeled.jsonl"
+    dataset.write_text(row.model_dump_json() + "\n")
+    common = ["--dataset", str(dataset), "--store", str(model_store), "--repo-mirror", str(places.mirror)]
+    # One short vote per label (retries are tested against the double): a 135M model on 2 busy cores reads about
+    # 40 prompt tokens a second.
+    small = ["--samples", "1", "--attempts", "1", "--max-tokens", "16", "--context-tokens", "512", "-w", "1"]
+    subprocess.run([REPOFORGE, "label", *common, *small, "-o", str(out)], check=True)
+    [labeled] = [json.loads(line) for line in out.read_text().splitlines()]
+    labels = labeled["labels"]
+    assert not labels["error"] and labels["model"] == str(model_folder(model_store))
+    for name in ("clarity", "test_validity", "difficulty"):
+        [vote] = labels[name]["votes"]
+        assert vote["attempts"] == 1
+        assert vote["score"] in (None, 0, 1, 2, 3) and labels[name]["value"] == vote["score"]
+    assert labels["prompt_tokens"] > 100 and labels["completion_tokens"] > 0
+    assert labels["difficulty_estimate"]["value"] == 0
+
+    # The endpoint named is gone: every answer must come from the cache.
+    gone = ["--base-url", "http://127.0.0.1:9/v1", "--model", labels["model"]]
+    again = tmp_path / "again.jsonl"
+    subprocess.run([REPOFORGE, "label", *common, *small, *gone, "-o", str(again)], check=True)
+    [relabeled] = [json.loads(line) for line in again.read_text().splitlines()]
+    assert not relabeled["labels"]["error"]
+    for name in ("clarity", "test_validity", "difficulty"):
+        assert relabeled["labels"][name] == labels[name]
+
+
+def test_the_local_engine_gives_token_ids_and_logprobs(model_store):
+    model = make_model(ModelConfig(engine="local", model=str(model_folder(model_store))))
+    result = model.chat(
+        [{"role": "user", "content": "Count to three."}], sampling=Sampling(temperature=0, max_tokens=6)
+    )
+    assert result.usage.completion_tokens == len(result.token_ids) == len(result.logprobs) <= 6
+    assert all(logprob <= 0 for logprob in result.logprobs)
+    assert len(result.prompt_token_ids) == result.usage.prompt_tokens
+    assert result.text == model._tokenizer.decode(result.token_ids, skip_special_tokens=True)
