@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from openai_double import openai_double
@@ -17,8 +20,12 @@ from repoforge.label.consensus import consensus
 from repoforge.label.estimate import estimate_difficulty
 from repoforge.label.prompt import fit, instance_sections, label_messages, load_prompts
 from repoforge.label.run import LabelOptions, ask_vote, label_instance, label_rows
+from repoforge.label.select import Bounds, select
 from repoforge.llm import ModelConfig, make_model
 from repoforge.llm.cache import CachedModel
+from repoforge.schema import DifficultyEstimate, InstanceLabels, Label, TaskInstance, Vote
+
+REPOFORGE = str(Path(sys.executable).parent / "repoforge")
 
 
 @pytest.mark.parametrize(
@@ -203,3 +210,46 @@ def test_the_cache_key_is_the_question_not_the_address(tmp_path):
     other = CachedModel(make_model(ModelConfig(model="m", base_url="http://127.0.0.1:9/v1", max_retries=0)), tmp_path)
     assert parse_answer(other.chat([{"role": "user", "content": "q"}]).text) == (2, "a")
     assert (first.asked, other.asked, len(requests)) == (1, 0, 1)
+
+
+def labeled(row, clarity, validity, difficulty, estimate=0, controversial=False) -> TaskInstance:
+    label = lambda value: Label(value=value, controversial=controversial, votes=[Vote(score=value)])
+    labels = InstanceLabels(
+        clarity=label(clarity),
+        test_validity=label(validity),
+        difficulty=label(difficulty),
+        difficulty_estimate=DifficultyEstimate(value=estimate, minutes=0, lines=0, files=0, hunks=0, tests=0),
+    )
+    return row.model_copy(update={"instance_id": f"r{clarity}{validity}{difficulty}{estimate}", "labels": labels})
+
+
+def test_filter_keeps_rows_within_bounds_and_says_why_the_others_went(instance, tmp_path):
+    row, _ = instance
+    rows = [
+        labeled(row, 0, 1, 1),
+        labeled(row, 2, 0, 0),
+        labeled(row, 1, 1, 3),
+        labeled(row, 1, 0, 0, controversial=True),
+        labeled(row, 0, 0, 0, estimate=2),
+        row.model_copy(update={"instance_id": "unlabeled"}),
+    ]
+    dataset, out = tmp_path / "labeled.jsonl", tmp_path / "kept.jsonl"
+    dataset.write_text("".join(r.model_dump_json() + "\n" for r in rows))
+    bounds = ["--max-clarity", "1", "--max-test-validity", "1", "--max-difficulty", "1"]
+    run = subprocess.run(
+        [REPOFORGE, "filter", "--dataset", str(dataset), "-o", str(out), *bounds],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    kept = [json.loads(line)["instance_id"] for line in out.read_text().splitlines()]
+    assert kept == ["r0110", "r0002"]
+    for reason in ("clarity above 1", "difficulty above 1", "clarity: controversial", "clarity: no label"):
+        assert f"dropped 1: {reason}" in run.stdout
+    assert [r.instance_id for r in select(rows, Bounds(difficulty_estimate=1))[0]] == [
+        "r0110",
+        "r2000",
+        "r1130",
+        "r1000",
+    ]
+    assert select(rows, Bounds(clarity=1, keep_controversial=True))[0][2].instance_id == "r1000"

@@ -329,6 +329,46 @@ def label(
     console.print(f"labeled rows: [bold]{out}[/bold]")
 
 
+@app.command("filter")
+def filter_rows(
+    dataset: Annotated[Path, typer.Option(help="Labeled rows (from repoforge label).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The rows kept (JSONL).")],
+    max_clarity: Annotated[Optional[int], typer.Option(help="Keep clarity at most this.")] = None,
+    max_test_validity: Annotated[Optional[int], typer.Option(help="Keep test validity at most this.")] = None,
+    max_difficulty: Annotated[Optional[int], typer.Option(help="Keep the model's difficulty at most this.")] = None,
+    max_difficulty_estimate: Annotated[
+        Optional[int], typer.Option(help="Keep the no-model difficulty estimate at most this.")
+    ] = None,
+    keep_controversial: Annotated[
+        bool, typer.Option(help="Keep labels whose votes fall on both sides of 1/2 (SPICE drops them).")
+    ] = False,
+) -> None:
+    """Select rows by their labels (RepoForge's SFT set: --max-clarity 1 --max-test-validity 1 --max-difficulty 1)."""
+    from repoforge.harness.dataset import DatasetError, load_dataset
+    from repoforge.label.run import write_rows
+    from repoforge.label.select import Bounds, select
+
+    bounds = Bounds(
+        clarity=max_clarity,
+        test_validity=max_test_validity,
+        difficulty=max_difficulty,
+        difficulty_estimate=max_difficulty_estimate,
+        keep_controversial=keep_controversial,
+    )
+    try:
+        rows, skipped = load_dataset(dataset)
+    except DatasetError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+    kept, dropped = select(rows, bounds)
+    write_rows(kept, out)
+    console.print(f"kept {len(kept)} of {len(rows)} rows in [bold]{out}[/bold]")
+    for reason, count in dropped.most_common():
+        console.print(f"  dropped {count}: {escape(reason)}")
+    if skipped:
+        console.print(f"  dropped {len(skipped)}: malformed rows")
+
+
 def _print_labels(rows: list) -> None:
     table = Table(title="label")
     table.add_column("instance")
