@@ -32,6 +32,9 @@ print("PASSED tests/test_calc.py::test_add_negative")
 sys.exit(0)
 """,
 )
+# The same in src/, which the editable install puts on sys.path (it stays there while pytest is imported: a project
+# that is pytest is imported from it).
+SRC_PYTEST = ROOT_PYTEST.replace("pytest.py", "src/pytest.py")
 
 # A distribution at the root, where pytest's plugin autoload finds it when the current folder is on sys.path.
 DIST_INFO = (
@@ -145,6 +148,12 @@ def test_a_root_pytest_py_does_not_stand_in_for_pytest(grader, tmp_path):
     assert report.patch_successfully_applied and report.tests_status["FAIL_TO_PASS"].failure == FAILING
     output = grader.root / "logs" / grader.opts.run_id / tmp_path.name / grader.row.instance_id / "test_output.txt"
     assert "FAILED tests/test_calc.py::test_add - assert -1 == 5" in output.read_text()
+
+
+def test_a_pytest_py_on_the_installed_path_is_removed(grader, tmp_path):
+    report, log = grader.attack(SRC_PYTEST, tmp_path)
+    assert "removed: src/pytest.py" in log
+    assert report.patch_successfully_applied and report.tests_status["FAIL_TO_PASS"].failure == FAILING
 
 
 def test_a_root_dist_info_loads_no_plugin(grader, tmp_path):

@@ -26,11 +26,15 @@ PYTEST_3 = "-o addopts= --continue-on-collection-errors "
 # - every outcome is printed by letter (pytest < 4.6 knows no -rA): the console summary names every test, a
 #   second account of the run to hold the JUnit file against.
 AUTOLOAD_OFF = "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1"
+# pytest is imported with neither the current folder nor the checkout's root on sys.path: a pytest.py there does not
+# stand in for it. What the build put on the path inside the checkout (src/ of an editable install: pytest's own, when
+# the project is pytest) stays; a runner module the patch creates there is removed before the run (harness/tree.py).
 LAUNCHER = (
     'import sys; path = [e for e in sys.path if e not in ("", ".")]; root = {root}; '
-    'sys.path[:] = [e for e in path if e != root and not e.startswith(root + "/")]; import pytest; '
+    'sys.path[:] = [e for e in path if e.rstrip("/") != root]; import pytest; '
     'sys.path[:] = path; sys.exit(getattr(pytest, "console_main", pytest.main)())'
 )
+RUNNER_MODULES = {"_pytest", "pytest", "pluggy", "py", "_py"}  # what `import pytest` imports of its own
 SUMMARY = "-rfEpxXsA"
 
 # The runner as installed in the venv (never in the checkout): pytest's version and its pytest11 entry points.
