@@ -4,8 +4,8 @@
 
 Evaluates the gold patch of every row, then, on the rows gold resolves, the base commit as it is (an empty
 prediction is never run, as in SWE-bench, so a patch that only adds an empty file stands in for it). A row
-reproduces when gold resolves it and the base commit does not. For every other row the output says why: the harness's error
-(environment, offline tests), the required tests that failed under gold, or that the base resolves it.
+reproduces when gold resolves it and the base commit does not. For every other row the output says why: the
+harness's error (environment, offline tests), the required tests that failed under gold, or that the base resolves it.
 Per repository: rows, reproduced, gold errors, base resolved; the median cold build of the environments
 the rows used and the median seconds of a gold evaluation; with Docker, the store's unique bytes per instance.
 """
