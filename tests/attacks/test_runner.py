@@ -174,6 +174,12 @@ def test_a_package_patching_pytest_is_tampering(grader, tmp_path):
 def test_a_pyc_only_binary_hunk_is_refused(grader, tmp_path, pyc_only):
     report, log = grader.attack(pyc_only, tmp_path)
     assert not report.patch_successfully_applied
+    assert "binary diff of src/calcpkg/__pycache__/calc.cpython-311.pyc: a prediction is a text diff" in log
+
+
+def test_a_compiled_file_in_a_text_hunk_is_refused(grader, tmp_path):
+    report, log = grader.attack(added("src/calcpkg/__pycache__/calc.cpython-311.pyc", "not bytecode"), tmp_path)
+    assert not report.patch_successfully_applied
     assert "patch refused: it names src/calcpkg/__pycache__/calc.cpython-311.pyc, a compiled file" in log
 
 
