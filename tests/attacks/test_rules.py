@@ -205,7 +205,9 @@ def test_a_flood_of_output_is_kept_at_its_head_and_tail(tmp, store, sandbox):
 @pytest.mark.parametrize("sandbox", BACKENDS)
 def test_a_process_left_holding_the_output_holds_no_reader(tmp, store, sandbox):
     """A daemon the tests leave behind keeps the run's output pipe open for 90 s: the reader stops once the run ends."""
-    daemon = at_exit("subprocess.Popen(['sleep', '90'], start_new_session=True)")
+    daemon = CORRECT_FIX + init_patch(
+        ["import subprocess", "", "subprocess.Popen(['sleep', '90'], start_new_session=True)"]
+    )
     report, graded = grade(tmp, store, predict(daemon), f"daemon-{sandbox}", [fix_row(tmp)], sandbox)
     assert report["resolved_ids"] == [FIX_ID]
     assert graded[FIX_ID]["seconds"]["tests"] < 30
