@@ -251,6 +251,8 @@ def test_a_path_parameter_of_the_machine_that_made_the_row_is_read_in_this_check
     assert as_run_here(row_id, here) == "p/t.py::test_f[/testbed/p/data/x.dcm-data0]"
     assert as_run_here(row_id.replace("x.dcm", "y.dcm"), here) == row_id.replace("x.dcm", "y.dcm")
     assert as_run_here("p/t.py::test_f[a/p/data/x.dcm-data0]", here) == "p/t.py::test_f[a/p/data/x.dcm-data0]"
+    pair = {"p/t.py::test_g[/testbed/p/x.dcm-/testbed/p/y.dcm]": P}  # every path of a parameter moves alike
+    assert as_run_here("p/t.py::test_g[/tmp/q/p__1/p/x.dcm-/tmp/q/p__1/p/y.dcm]", pair) == next(iter(pair))
 
 
 @pytest.mark.parametrize(

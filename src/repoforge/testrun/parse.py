@@ -165,8 +165,9 @@ def as_run_here(test_id: str, known: Mapping[str, object], root: str = TESTBED) 
     option = _OPTION.fullmatch(test_id)
     if test_id in known or not option or not option[2].startswith("/"):
         return test_id
-    parts = option[2].split("/")
-    here = (f"{option[1]}[{root}/{'/'.join(parts[i:])}]" for i in range(2, len(parts)))
+    param = option[2]
+    foreign = ("/".join(param.split("/")[:i]) + "/" for i in range(2, param.count("/") + 1))
+    here = (f"{option[1]}[{param.replace(prefix, root + '/')}]" for prefix in foreign)
     return next((candidate for candidate in here if candidate in known), test_id)
 
 
