@@ -138,9 +138,13 @@ def requirements_for_tests(meta: ProjectMetadata, interpreter_newer: bool = Fals
     return [str(r) for r in kept] + [tool for tool in ("pytest", "setuptools") if tool not in names]
 
 
-def requirement_names(meta: ProjectMetadata) -> set[str]:
-    """The packages a project declares it needs to run or to test."""
-    return {canonicalize_name(r.name) for r in _names(meta.dependencies + meta.test_requirements)}
+def declared_names(meta: ProjectMetadata) -> set[str]:
+    """The packages a project declares it needs to run or to test, each as a name and the marker it is declared
+    under ("importlib-metadata; python_version < '3.8'"): what is needed where, whatever the versions."""
+    return {
+        f"{canonicalize_name(r.name)}; {r.marker}" if r.marker else canonicalize_name(r.name)
+        for r in _names(meta.dependencies + meta.test_requirements)
+    }
 
 
 def _highest_pins(requirements: list[Requirement]) -> list[Requirement]:
