@@ -243,6 +243,8 @@ def test_swebench_spellings_of_an_older_pytest():
     old = with_swebench_spellings({"t.py::TestU::()::test_u[#x00\x01-out1]": P, "t.py::TestU::()::test_v[\x80]": F})
     assert (old["t.py::TestU::test_u[\\x00\\x01-out1]"], old["t.py::TestU::test_v[\\x80]"]) == (P, F)
     assert old["test_u[\\x00\\x01-out1]"] == P and "t.py::TestU::test_u[#x00\x01-out1]" in old
+    escaped_already = with_swebench_spellings({"t.py::T::()::test_w[\x00\\x80-o16]": P})  # bytes: \x80 as text
+    assert escaped_already["t.py::T::test_w[\\x00\\x80-o16]"] == P
 
 
 def test_a_path_parameter_of_the_machine_that_made_the_row_is_read_in_this_checkout():

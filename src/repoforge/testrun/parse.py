@@ -177,7 +177,8 @@ def _escaped(test_id: str) -> str:
     if not (option := _OPTION.fullmatch(test_id)):
         return test_id
     param = _XML_ESCAPE.sub(lambda m: chr(int(m[1], 16)), option[2])
-    return f"{option[1]}[{param.encode('unicode_escape').decode('ascii')}]" if not param.isprintable() else test_id
+    escaped = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in param)
+    return f"{option[1]}[{escaped}]"
 
 
 def _cut_spellings(test_id: str) -> set[str]:
