@@ -171,11 +171,11 @@ def disagreements(
     if not console and not summary:
         return []
     junit, console = with_swebench_spellings(junit), with_swebench_spellings(console)
-    tests = report.decided_by.get("junit", [])
+    here = {test: as_run_here(test, junit) for test in report.decided_by.get("junit", [])}
     return [
-        f"{test}: the JUnit file says {_said(junit, test)}, the console summary {_said(console, test)}"
-        for test in tests
-        if (junit.get(test) in PASSING) != (console.get(test) in PASSING)
+        f"{test}: the JUnit file says {_said(junit, name)}, the console summary {_said(console, name)}"
+        for test, name in here.items()
+        if (junit.get(name) in PASSING) != (console.get(name) in PASSING)
     ]
 
 
