@@ -5,6 +5,7 @@ on both backends where the sandbox matters."""
 from __future__ import annotations
 
 import pytest
+from conftest import ONLINE_TEST
 
 from attacks.forging import (
     BACKENDS,
@@ -113,20 +114,6 @@ def test_a_wrong_fix_raising_a_network_error_is_a_failure(tmp, store, sandbox):
     report, _ = grade(tmp, store, predict(GAIERROR_FIX, "attacker-2"), f"gaierror-again-{sandbox}", [row], sandbox)
     assert report["unresolved_ids"] == [FIX_ID]
     assert "running the gold patch" not in log_of(tmp, store, f"gaierror-again-{sandbox}", "attacker-2")
-
-
-ONLINE_TEST = """\
-diff --git a/tests/test_online.py b/tests/test_online.py
-new file mode 100644
---- /dev/null
-+++ b/tests/test_online.py
-@@ -0,0 +1,5 @@
-+import urllib.request
-+
-+
-+def test_reads_the_package_index():
-+    urllib.request.urlopen("https://pypi.org/simple/", timeout=10)
-"""
 
 
 def test_a_test_the_gold_patch_needs_the_network_for_says_nothing_about_any_patch(tmp, store):

@@ -156,7 +156,7 @@ def _spellings(test_id: str) -> set[str]:
     # pytest before 4.0 names a method "Class::()::test"; SWE-bench's rows were made with a newer pytest than a
     # commit's date may give here, which also escapes a parameter's non-printable characters ("\x00").
     test_id = test_id.replace("::()::", "::")
-    return _cut_spellings(test_id) | _cut_spellings(_escaped(test_id))
+    return set().union(*(_cut_spellings(name) for name in {test_id, _escaped(test_id)}))
 
 
 def as_run_here(test_id: str, known: Mapping[str, object], root: str = TESTBED) -> str:
