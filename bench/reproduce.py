@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/reproduce.py --dataset rows.jsonl --repo-mirror DIR [--store DIR] [--sandbox docker]
 
-Evaluates the gold patch of every row, then the base commit as it is (an empty prediction is never run,
-as in SWE-bench, so a patch that only adds an empty file stands in for it). A row reproduces when gold
-resolves it and the base commit does not. For every other row the output says why: the harness's error
-(environment, offline tests), the required tests that failed under gold, or that the base resolves it.
+Evaluates the gold patch of every row, then, on the rows gold resolves, the base commit as it is (an empty
+prediction is never run, as in SWE-bench, so a patch that only adds an empty file stands in for it). A row
+reproduces when gold resolves it and the base commit does not. For every other row the output says why: the
+harness's error (environment, offline tests), the required tests that failed under gold, or that the base resolves it.
 Per repository: rows, reproduced, gold errors, base resolved; the median cold build of the environments
 the rows used and the median seconds of a gold evaluation; with Docker, the store's unique bytes per instance.
 """
@@ -75,7 +75,13 @@ def main() -> None:
     rows, skipped = load_dataset(args.dataset)
     options = {kind: evalrun.options(args, f"{kind}-{args.tag}") for kind in ("gold", "base")}
     start = time.monotonic()
-    reports = {kind: evaluate(rows, predictions(kind, rows), opts, args.workers)[0] for kind, opts in options.items()}
+    gold_report = evaluate(rows, predictions("gold", rows), options["gold"], args.workers)[0]
+    # Only a row gold resolves can reproduce: the base commit runs on those alone.
+    resolved = [r for r in rows if r.instance_id in gold_report["resolved_ids"]]
+    reports = {
+        "gold": gold_report,
+        "base": evaluate(resolved, predictions("base", resolved), options["base"], args.workers)[0],
+    }
     per_row, per_repo = {}, defaultdict(lambda: defaultdict(list))
     for row in rows:
         folder = instance_log_dir(options["gold"], predictions("gold", [row])[row.instance_id], row.instance_id)

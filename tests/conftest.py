@@ -26,6 +26,21 @@ def store(tmp_path_factory) -> Path:
 REPOFORGE = str(Path(sys.executable).parent / "repoforge")
 
 
+# A test_patch adding a test that reaches a public service: offline it fails on name resolution.
+ONLINE_TEST = """\
+diff --git a/tests/test_online.py b/tests/test_online.py
+new file mode 100644
+--- /dev/null
++++ b/tests/test_online.py
+@@ -0,0 +1,5 @@
++import urllib.request
++
++
++def test_reads_the_package_index():
++    urllib.request.urlopen("https://pypi.org/simple/", timeout=10)
+"""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -11,6 +11,7 @@ from repoforge.env.build import (
     Installer,
     _broken_plugin,
     cutoff_date,
+    declared_names,
     ensure_env,
     plan,
     requirements_for_tests,
@@ -238,3 +239,12 @@ def test_a_test_requirement_that_installs_but_does_not_import_is_left_out(tmp_pa
     spec, statuses = build_and_run(tmp_path, store, repo, ["tests/test_gridded.py"])
     assert statuses == {"tests/test_gridded.py::test_cells": "PASSED"}
     assert spec.dropped == ["eccodes"]
+
+
+def test_what_a_commit_declares_is_read_with_its_markers():
+    """A base commit that needs importlib-metadata everywhere, planned at a setup commit that needs it only before
+    3.8: the difference is declared, whatever the versions; a name declared alike is not."""
+    base = ProjectMetadata(dependencies=["importlib-metadata>=0.12", "six"], test_requirements=["Pytest>=4"])
+    setup = ProjectMetadata(dependencies=['importlib-metadata>=1; python_version < "3.8"', "six>=1.10"])
+    assert declared_names(base) - declared_names(setup) == {"importlib-metadata", "pytest"}
+    assert declared_names(setup) == {'importlib-metadata; python_version < "3.8"', "six"}

@@ -13,7 +13,7 @@ from pathlib import Path
 import calcpkg
 import pytest
 import ray
-from conftest import http_service, wait_for
+from conftest import ONLINE_TEST, http_service, wait_for
 
 from repoforge.forge import ForgeOptions, forge
 from repoforge.harness.dataset import load_dataset, load_predictions
@@ -189,20 +189,6 @@ def test_attacks_are_not_resolved(forged, name, patch):
     assert reports[FIX_ID]["patch_successfully_applied"]
     assert not reports[FIX_ID]["resolved"]
     assert report["resolved_ids"] == []
-
-
-ONLINE_TEST = """\
-diff --git a/tests/test_online.py b/tests/test_online.py
-new file mode 100644
---- /dev/null
-+++ b/tests/test_online.py
-@@ -0,0 +1,5 @@
-+import urllib.request
-+
-+
-+def test_reads_the_package_index():
-+    urllib.request.urlopen("https://pypi.org/simple/", timeout=10)
-"""
 
 
 def test_a_test_that_needs_the_network_is_an_infrastructure_error(forged):

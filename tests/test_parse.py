@@ -37,6 +37,7 @@ import pytest
 from repoforge.schema import TestStatus as Status  # a Test* name would be collected
 from repoforge.testrun.logparsers import UnknownLogParser, parse_log, swebench_parser
 from repoforge.testrun.parse import (
+    as_run_here,
     junit_would_name,
     parse_junit,
     parse_pytest_log,
@@ -234,6 +235,26 @@ def test_swebench_spellings_of_duplicate_parameter_ids_of_both_pytest_eras():
     assert (old["t.py::test_d[1234-1234_0]"], old["t.py::test_d[1234-1234_1]"], old["test_d[1234-1234_0]"]) == (P, F, P)
     exact = with_swebench_spellings({"t.py::test_d[1-10]": F, "t.py::test_d[1-1_0]": P})
     assert (exact["t.py::test_d[1-10]"], exact["t.py::test_d[1-1_0]"]) == (F, P)  # an exact id always wins
+
+
+def test_swebench_spellings_of_an_older_pytest():
+    # pytest < 4 names a method Class::()::test; JUnit files spell the characters XML cannot hold "#x00", a newer
+    # pytest's ids escape every non-printable character.
+    old = with_swebench_spellings({"t.py::TestU::()::test_u[#x00\x01-out1]": P, "t.py::TestU::()::test_v[\x80]": F})
+    assert (old["t.py::TestU::test_u[\\x00\\x01-out1]"], old["t.py::TestU::test_v[\\x80]"]) == (P, F)
+    assert old["test_u[\\x00\\x01-out1]"] == P and "t.py::TestU::test_u[#x00\x01-out1]" in old
+    escaped_already = with_swebench_spellings({"t.py::T::()::test_w[\x00\\x80-o16]": P})  # bytes: \x80 as text
+    assert escaped_already["t.py::T::test_w[\\x00\\x80-o16]"] == P
+
+
+def test_a_path_parameter_of_the_machine_that_made_the_row_is_read_in_this_checkout():
+    here = {"p/t.py::test_f[/testbed/p/data/x.dcm-data0]": P}
+    row_id = "p/t.py::test_f[/n/fs/tmpq/p__p__1.2/p/data/x.dcm-data0]"
+    assert as_run_here(row_id, here) == "p/t.py::test_f[/testbed/p/data/x.dcm-data0]"
+    assert as_run_here(row_id.replace("x.dcm", "y.dcm"), here) == row_id.replace("x.dcm", "y.dcm")
+    assert as_run_here("p/t.py::test_f[a/p/data/x.dcm-data0]", here) == "p/t.py::test_f[a/p/data/x.dcm-data0]"
+    pair = {"p/t.py::test_g[/testbed/p/x.dcm-/testbed/p/y.dcm]": P}  # every path of a parameter moves alike
+    assert as_run_here("p/t.py::test_g[/tmp/q/p__1/p/x.dcm-/tmp/q/p__1/p/y.dcm]", pair) == next(iter(pair))
 
 
 @pytest.mark.parametrize(

@@ -33,9 +33,7 @@ class SuiteRun(NamedTuple):
 def test_run_command(sandbox: Sandbox, spec: EnvSpec, files: list[str]) -> str:
     """The command of one run of the test files (spec's runner known: see with_runner)."""
     junit = f"{sandbox.root}/{JUNIT_FILE}"
-    return hardened(
-        render(spec.test_command, files, junit), sandbox.root, spec.runner_version, spec.runner_plugins or {}
-    )
+    return hardened(render(spec.test_command, files, junit), spec.runner_version, spec.runner_plugins or {})
 
 
 def with_runner(spec: EnvSpec, sandbox: Sandbox) -> EnvSpec:

@@ -5,6 +5,7 @@ on both backends where the sandbox matters."""
 from __future__ import annotations
 
 import pytest
+from conftest import ONLINE_TEST
 
 from attacks.forging import (
     BACKENDS,
@@ -115,20 +116,6 @@ def test_a_wrong_fix_raising_a_network_error_is_a_failure(tmp, store, sandbox):
     assert "running the gold patch" not in log_of(tmp, store, f"gaierror-again-{sandbox}", "attacker-2")
 
 
-ONLINE_TEST = """\
-diff --git a/tests/test_online.py b/tests/test_online.py
-new file mode 100644
---- /dev/null
-+++ b/tests/test_online.py
-@@ -0,0 +1,5 @@
-+import urllib.request
-+
-+
-+def test_reads_the_package_index():
-+    urllib.request.urlopen("https://pypi.org/simple/", timeout=10)
-"""
-
-
 def test_a_test_the_gold_patch_needs_the_network_for_says_nothing_about_any_patch(tmp, store):
     """A row lists a test that needs a live service (as rows graded online do): offline it is an infrastructure error
     for every patch that fails nothing else, and a wrong fix that fails more is a failure."""
@@ -205,7 +192,9 @@ def test_a_flood_of_output_is_kept_at_its_head_and_tail(tmp, store, sandbox):
 @pytest.mark.parametrize("sandbox", BACKENDS)
 def test_a_process_left_holding_the_output_holds_no_reader(tmp, store, sandbox):
     """A daemon the tests leave behind keeps the run's output pipe open for 90 s: the reader stops once the run ends."""
-    daemon = at_exit("subprocess.Popen(['sleep', '90'], start_new_session=True)")
+    daemon = CORRECT_FIX + init_patch(
+        ["import subprocess", "", "subprocess.Popen(['sleep', '90'], start_new_session=True)"]
+    )
     report, graded = grade(tmp, store, predict(daemon), f"daemon-{sandbox}", [fix_row(tmp)], sandbox)
     assert report["resolved_ids"] == [FIX_ID]
     assert graded[FIX_ID]["seconds"]["tests"] < 30

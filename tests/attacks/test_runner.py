@@ -32,6 +32,9 @@ print("PASSED tests/test_calc.py::test_add_negative")
 sys.exit(0)
 """,
 )
+# The same in src/, which the editable install puts on sys.path (it stays there while pytest is imported: a project
+# that is pytest is imported from it).
+SRC_PYTEST = ROOT_PYTEST.replace("pytest.py", "src/pytest.py")
 
 # A distribution at the root, where pytest's plugin autoload finds it when the current folder is on sys.path.
 DIST_INFO = (
@@ -147,6 +150,12 @@ def test_a_root_pytest_py_does_not_stand_in_for_pytest(grader, tmp_path):
     assert "FAILED tests/test_calc.py::test_add - assert -1 == 5" in output.read_text()
 
 
+def test_a_pytest_py_on_the_installed_path_is_removed(grader, tmp_path):
+    report, log = grader.attack(SRC_PYTEST, tmp_path)
+    assert "removed: src/pytest.py" in log
+    assert report.patch_successfully_applied and report.tests_status["FAIL_TO_PASS"].failure == FAILING
+
+
 def test_a_root_dist_info_loads_no_plugin(grader, tmp_path):
     report, log = grader.attack(DIST_INFO, tmp_path)
     assert "removed: calc_helpers-1.0.dist-info/METADATA, calc_helpers-1.0.dist-info/entry_points.txt" in log
@@ -164,6 +173,12 @@ def test_a_package_patching_pytest_is_tampering(grader, tmp_path):
 
 def test_a_pyc_only_binary_hunk_is_refused(grader, tmp_path, pyc_only):
     report, log = grader.attack(pyc_only, tmp_path)
+    assert not report.patch_successfully_applied
+    assert "binary diff of src/calcpkg/__pycache__/calc.cpython-311.pyc: a prediction is a text diff" in log
+
+
+def test_a_compiled_file_in_a_text_hunk_is_refused(grader, tmp_path):
+    report, log = grader.attack(added("src/calcpkg/__pycache__/calc.cpython-311.pyc", "not bytecode"), tmp_path)
     assert not report.patch_successfully_applied
     assert "patch refused: it names src/calcpkg/__pycache__/calc.cpython-311.pyc, a compiled file" in log
 

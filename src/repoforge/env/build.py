@@ -30,7 +30,13 @@ from repoforge.git.repo import commit_date_of_last_change, release_version
 from repoforge.locks import exclusive
 from repoforge.sandbox.base import TESTBED, Backend, BuildBox, save_generated
 from repoforge.schema import BuildAttempt, EnvSpec, InstallStep
-from repoforge.testrun.command import SUMMARY, read_runner_facts, runner_facts_command, test_command
+from repoforge.testrun.command import (
+    RUNNER_MODULES,
+    SUMMARY,
+    read_runner_facts,
+    runner_facts_command,
+    test_command,
+)
 
 RECIPE_VERSION = "9"  # bump when the way environments are built changes
 INSTALL_TIMEOUT = 900
@@ -132,9 +138,13 @@ def requirements_for_tests(meta: ProjectMetadata, interpreter_newer: bool = Fals
     return [str(r) for r in kept] + [tool for tool in ("pytest", "setuptools") if tool not in names]
 
 
-def requirement_names(meta: ProjectMetadata) -> set[str]:
-    """The packages a project declares it needs to run or to test."""
-    return {canonicalize_name(r.name) for r in _names(meta.dependencies + meta.test_requirements)}
+def declared_names(meta: ProjectMetadata) -> set[str]:
+    """The packages a project declares it needs to run or to test, each as a name and the marker it is declared
+    under ("importlib-metadata; python_version < '3.8'"): what is needed where, whatever the versions."""
+    return {
+        f"{canonicalize_name(r.name)}; {r.marker}" if r.marker else canonicalize_name(r.name)
+        for r in _names(meta.dependencies + meta.test_requirements)
+    }
 
 
 def _highest_pins(requirements: list[Requirement]) -> list[Requirement]:
@@ -520,7 +530,6 @@ PROBE = (
     "printf 'def test_probe():\\n    pass\\n' > test_probe.py && "
     f"{{python}} -m pytest -p no:cacheprovider {SUMMARY} test_probe.py"
 )
-RUNNER_PARTS = {"_pytest", "pytest", "pluggy", "py", "_py"}
 
 
 class Runner(NamedTuple):
@@ -621,5 +630,5 @@ def _check_import(installer: Installer, meta: ProjectMetadata) -> None:
 def _broken_plugin(output: str) -> str | None:
     """The installed package, not pytest's own, deepest in the traceback of the runner's crash."""
     modules = re.findall(r"site-packages/(\w+)(?:/|\.py)", output)
-    plugins = [m for m in modules if m not in RUNNER_PARTS]
+    plugins = [m for m in modules if m not in RUNNER_MODULES]
     return canonicalize_name(plugins[-1]) if plugins else None

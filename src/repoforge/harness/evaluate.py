@@ -26,7 +26,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from repoforge.env.build import BuildFailed, ensure_env, env_folder, plan, requirement_names
+from repoforge.env.build import BuildFailed, declared_names, ensure_env, env_folder, plan
 from repoforge.env.metadata import ProjectMetadata, read_metadata
 from repoforge.forge import default_store, run_all, write_atomic
 from repoforge.git.locate import RepoPlaces, find_repository, has_commit
@@ -108,15 +108,16 @@ def _plan_row(repo: Path, row: TaskInstance, tree: Path, backend, log: list[str]
 
 
 def _base_only_requirements(repo: Path, base: str, planned: Path, log: list[str]) -> list[str]:
-    """Names the base commit requires (to run or to test) that the planned tree no longer, or not yet, does:
-    its tests may import them. Names only: the planned cutoff chooses the release."""
+    """Names the base commit requires (to run or to test) that the planned tree no longer, or not yet, does, or
+    does under another marker (for older Pythons only, say): its code and tests may import them. Names only, with
+    the base's markers: the planned cutoff chooses the release."""
     tree = planned.with_name(planned.name + "-base")
     try:
         checkout(repo, base, tree)
         base_meta = read_metadata(tree)
     finally:
         shutil.rmtree(tree, ignore_errors=True)
-    also = sorted(requirement_names(base_meta) - requirement_names(read_metadata(planned)))
+    also = sorted(declared_names(base_meta) - declared_names(read_metadata(planned)))
     if also:
         log.append(f"from the base commit's declarations: {', '.join(also)}")
     return also

@@ -12,7 +12,7 @@ from repoforge.mine import is_test_path
 from repoforge.sandbox import SandboxError
 from repoforge.sandbox.base import Step
 from repoforge.schema import GoldRun, InstanceReport, TaskInstance, TestsStatus, TestStatus
-from repoforge.testrun.parse import junit_would_name, with_swebench_spellings
+from repoforge.testrun.parse import as_run_here, junit_would_name, with_swebench_spellings
 from repoforge.validate import FAILING, PASSING
 
 # How a test that needs a live public service fails in an offline sandbox: names do not resolve, and
@@ -71,9 +71,10 @@ def grade(
     for key, tests in (("FAIL_TO_PASS", fail_to_pass), ("PASS_TO_PASS", pass_to_pass)):
         passed = []
         for test in tests:
-            decider = junit if log is None or test in junit.statuses or junit_would_name(test, files) else log
+            here = as_run_here(test, junit.statuses)
+            decider = junit if log is None or here in junit.statuses or junit_would_name(test, files) else log
             report.decided_by.setdefault(decider.source, []).append(test)
-            decided[test] = status = decider.statuses.get(test)
+            decided[test] = status = decider.statuses.get(here if decider is junit else test)
             if status in PASSING or (status == TestStatus.XFAIL and xfail_passes(test)):
                 passed.append(test)
         report.tests_status[key] = TestsStatus(success=passed, failure=[t for t in tests if t not in passed])
@@ -170,11 +171,11 @@ def disagreements(
     if not console and not summary:
         return []
     junit, console = with_swebench_spellings(junit), with_swebench_spellings(console)
-    tests = report.decided_by.get("junit", [])
+    here = {test: as_run_here(test, junit) for test in report.decided_by.get("junit", [])}
     return [
-        f"{test}: the JUnit file says {_said(junit, test)}, the console summary {_said(console, test)}"
-        for test in tests
-        if (junit.get(test) in PASSING) != (console.get(test) in PASSING)
+        f"{test}: the JUnit file says {_said(junit, name)}, the console summary {_said(console, name)}"
+        for test, name in here.items()
+        if (junit.get(name) in PASSING) != (console.get(name) in PASSING)
     ]
 
 

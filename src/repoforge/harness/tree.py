@@ -18,6 +18,7 @@ from typing import NamedTuple
 from repoforge.harness.patchtext import COMPILED, PatchRefused, check
 from repoforge.mine import is_test_path
 from repoforge.sandbox.base import PATCH_FILE, RESTORE_GENERATED, Sandbox, Step, run_steps
+from repoforge.testrun.command import RUNNER_MODULES
 
 MODEL_PATCH = ".git/repoforge-model.patch"  # in the repository, outside its working tree
 # SWE-bench's fallback chain, the tree reset before each retry. patch is the last: it alone could write where git
@@ -155,9 +156,20 @@ def restore_plan(changes: Changes, test_patch_paths: list[str]) -> Restore:
     back = sorted(
         p
         for p in changes.paths
-        if p in test_patch_paths or test_machinery(p) or _pytest_part_changed(p, changes.configs)
+        if p in test_patch_paths
+        or test_machinery(p)
+        or _pytest_part_changed(p, changes.configs)
+        or (p not in changes.tracked and _runner_module(p))
     )
     return Restore([p for p in back if p in changes.tracked], [p for p in back if p not in changes.tracked])
+
+
+def _runner_module(path: str) -> bool:
+    """Whether a path is a module or package pytest imports as its own (pytest.py, _pytest/__init__.py): created
+    in a folder on sys.path, it would stand in for the runner. A project that is pytest has them at its base."""
+    *_, parent, name = ["", *path.split("/")]
+    module = parent if name == "__init__.py" else name.removesuffix(".py") if name.endswith(".py") else None
+    return module in RUNNER_MODULES
 
 
 def _pytest_part_changed(path: str, configs: dict[str, tuple[str | None, str | None]]) -> bool:

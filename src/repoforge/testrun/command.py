@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 
 from packaging.version import InvalidVersion, Version
@@ -26,11 +25,15 @@ PYTEST_3 = "-o addopts= --continue-on-collection-errors "
 # - every outcome is printed by letter (pytest < 4.6 knows no -rA): the console summary names every test, a
 #   second account of the run to hold the JUnit file against.
 AUTOLOAD_OFF = "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1"
+# pytest runs with no current folder on sys.path (`python -m pytest` would put the checkout first), only what the build
+# installed: the checkout where an install put it there, as pytest itself may need it (a project that is pytest, or
+# that pytest depends on). A module the patch creates that pytest would import as its own is removed before the run,
+# wherever it sits (harness/tree.py).
 LAUNCHER = (
-    'import sys; path = [e for e in sys.path if e not in ("", ".")]; root = {root}; '
-    'sys.path[:] = [e for e in path if e != root and not e.startswith(root + "/")]; import pytest; '
-    'sys.path[:] = path; sys.exit(getattr(pytest, "console_main", pytest.main)())'
+    'import sys; sys.path[:] = [e for e in sys.path if e not in ("", ".")]; import pytest; '
+    'sys.exit(getattr(pytest, "console_main", pytest.main)())'
 )
+RUNNER_MODULES = {"_pytest", "pytest", "pluggy", "py", "_py"}  # what `import pytest` imports of its own
 SUMMARY = "-rfEpxXsA"
 
 # The runner as installed in the venv (never in the checkout): pytest's version and its pytest11 entry points.
@@ -71,12 +74,12 @@ def render(template: str, files: list[str], junit: str = JUNIT_FILE) -> str:
     return template.format(files=" ".join(shlex.quote(f) for f in files), junit=shlex.quote(junit))
 
 
-def hardened(command: str, root: str, runner_version: str, plugins: dict[str, str]) -> str:
-    """A rendered test command (of any recipe version) as the harness runs it, the checkout at `root`."""
+def hardened(command: str, runner_version: str, plugins: dict[str, str]) -> str:
+    """A rendered test command (of any recipe version) as the harness runs it."""
     args = command.removeprefix("python -m pytest ")
     if args == command:
         raise ValueError(f"not a pytest command: {command[:80]!r}")
-    launcher = shlex.quote(LAUNCHER.format(root=json.dumps(root)))
+    launcher = shlex.quote(LAUNCHER)
     return f"{AUTOLOAD_OFF} python -c {launcher} {plugin_args(runner_version, plugins)}{args} {SUMMARY}"
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 
+from repoforge.sandbox.base import TESTBED
 from repoforge.schema import TestStatus
 
 # One id can be reported twice (a pass, then an error in teardown); the worse outcome wins.
@@ -129,6 +131,7 @@ def junit_failure_texts(xml_text: str, test_files: list[str]) -> dict[str, str]:
 
 
 _OPTION = re.compile(r"(.*?)\[(.*)\]")
+_XML_ESCAPE = re.compile(r"#x([0-9A-Fa-f]{2})")
 # Duplicate parameter ids are made unique with a counter: pytest < 8 appends it ("1-1" twice: "1-10",
 # "1-11"), pytest >= 8 puts "_" before it when the id ends in a digit ("1-1_0", "1-1_1").
 _COUNTER_AFTER_DIGIT = re.compile(r"(?<=\d)_(?=\d+\]$)")
@@ -150,6 +153,35 @@ def with_swebench_spellings(statuses: dict[str, TestStatus]) -> dict[str, TestSt
 
 
 def _spellings(test_id: str) -> set[str]:
+    # pytest before 4.0 names a method "Class::()::test"; SWE-bench's rows were made with a newer pytest than a
+    # commit's date may give here, which also escapes a parameter's non-printable characters ("\x00").
+    test_id = test_id.replace("::()::", "::")
+    return set().union(*(_cut_spellings(name) for name in {test_id, _escaped(test_id)}))
+
+
+def as_run_here(test_id: str, known: Mapping[str, object], root: str = TESTBED) -> str:
+    """A row's test id as this checkout names it, where its parameter is a path into the checkout of the machine that
+    made the row (/n/fs/.../pydicom__pydicom__1.2/pydicom/data/x.dcm): the same path under `root`, if a test has it."""
+    option = _OPTION.fullmatch(test_id)
+    if test_id in known or not option or not option[2].startswith("/"):
+        return test_id
+    param = option[2]
+    foreign = ("/".join(param.split("/")[:i]) + "/" for i in range(2, param.count("/") + 1))
+    here = (f"{option[1]}[{param.replace(prefix, root + '/')}]" for prefix in foreign)
+    return next((candidate for candidate in here if candidate in known), test_id)
+
+
+def _escaped(test_id: str) -> str:
+    """The id with its parameter's non-printable characters escaped as pytest >= 3.? does; JUnit files spell the
+    characters XML cannot hold "#x00"."""
+    if not (option := _OPTION.fullmatch(test_id)):
+        return test_id
+    param = _XML_ESCAPE.sub(lambda m: chr(int(m[1], 16)), option[2])
+    escaped = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in param)
+    return f"{option[1]}[{escaped}]"
+
+
+def _cut_spellings(test_id: str) -> set[str]:
     # Parsers split log lines on whitespace, so an id is cut at its first space, and some cut a path-like
     # parameter to '/' and its last component.
     cut = test_id.split()[0] if test_id.strip() else test_id
