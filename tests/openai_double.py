@@ -3,11 +3,11 @@ real client and engine the malformed answers and failures a real model or endpoi
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from http_double import Request, json_service
 
 # A reply: the assistant's text, or an HTTP status the endpoint fails with.
 Reply = Callable[[dict], "str | int"]
@@ -30,27 +30,13 @@ def openai_double(reply: Reply):
     requests: list[dict] = []
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            with lock:
-                requests.append(body)
-            answer = reply(body)
-            status, payload = (answer, {"error": {"message": "failing"}}) if isinstance(answer, int) else (200, None)
-            data = json.dumps(payload or completion(answer, body["model"])).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def answer(request: Request) -> tuple[int, object]:
+        with lock:
+            requests.append(request.body)
+        text = reply(request.body)
+        if isinstance(text, int):
+            return text, {"error": {"message": "failing"}}
+        return 200, completion(text, request.body["model"])
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", requests
-    finally:
-        server.shutdown()
-        server.server_close()
+    with json_service(answer) as url:
+        yield f"{url}/v1", requests

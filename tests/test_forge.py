@@ -49,6 +49,8 @@ def test_bug_fix_commit_becomes_instance(calc_run):
     assert row["environment_setup_commit"] == initial
     assert row["FAIL_TO_PASS"] == ["tests/test_calc.py::test_add", "tests/test_calc.py::test_add_negative"]
     assert row["PASS_TO_PASS"] == ["tests/test_calc.py::test_mul"]
+    assert list(row["base_failures"]) == row["FAIL_TO_PASS"]  # how each failed at the base commit, for describe
+    assert "assert -1 == 5" in row["base_failures"]["tests/test_calc.py::test_add"]
     assert row["problem_statement"] == "Fix add returning the difference (#12)\n\nadd(2, 3) gave -1 instead of 5."
     assert row["created_at"] == "2023-03-05T10:00:00+00:00"
     assert "src/calcpkg/calc.py" in row["patch"] and "tests/" not in row["patch"]

@@ -18,11 +18,12 @@ from openai_double import openai_double
 from repoforge.label.answer import extract_answer, parse_answer
 from repoforge.label.consensus import consensus
 from repoforge.label.estimate import estimate_difficulty
-from repoforge.label.prompt import fit, instance_sections, label_messages, load_prompts
+from repoforge.label.prompt import instance_sections, label_messages, load_prompts
 from repoforge.label.run import LabelOptions, ask_vote, label_instance, label_rows
 from repoforge.label.select import Bounds, select
 from repoforge.llm import ModelConfig, make_model
 from repoforge.llm.cache import CachedModel
+from repoforge.llm.fit import fit
 from repoforge.schema import DifficultyEstimate, InstanceLabels, Label, TaskInstance, Vote
 
 REPOFORGE = str(Path(sys.executable).parent / "repoforge")

@@ -1,5 +1,6 @@
 """The embedded model for real: converted from its GGUF, served by `transformers serve`, asked by the `openai`
-client and by `repoforge label`, and run in-process. Kept tiny: a few short answers of a 135M model on CPU."""
+client, `repoforge label` and `repoforge describe`, and run in-process. Kept tiny: a few short answers of a 135M
+model on CPU."""
 
 from __future__ import annotations
 
@@ -29,7 +30,10 @@ def model_store(tmp_path_factory) -> Path:
     return store
 
 
-def test_repoforge_serve_answers_the_openai_client(model_store):
+@pytest.fixture(scope="module")
+def served(model_store):
+    """(base URL, model name) of `repoforge serve` with the embedded model, started as a user starts it; stopped at
+    the end as by a user's Ctrl-C."""
     serve = subprocess.Popen(
         [REPOFORGE, "serve", "--store", str(model_store)], stdout=subprocess.PIPE, text=True, start_new_session=True
     )
@@ -37,17 +41,43 @@ def test_repoforge_serve_answers_the_openai_client(model_store):
         lines = [serve.stdout.readline() for _ in range(2)]
         [base_url] = [line.split(": ", 1)[1].strip() for line in lines if line.startswith("base URL:")]
         [model] = [line.split(": ", 1)[1].strip() for line in lines if line.startswith("model:")]
-        assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
-        client = OpenAI(base_url=base_url, api_key="none")
-        assert model in [entry.id for entry in client.models.list().data]
-        response = client.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": "Say hello."}], max_tokens=8, temperature=0
-        )
-        assert response.choices[0].message.content.strip()
-        assert 0 < response.usage.completion_tokens <= 8
+        yield base_url, model
     finally:
-        os.killpg(serve.pid, signal.SIGINT)  # as a user's Ctrl-C: the server goes with it
+        os.killpg(serve.pid, signal.SIGINT)  # the server goes with it
         assert serve.wait(timeout=30) == 0
+
+
+def test_repoforge_serve_answers_the_openai_client(served):
+    base_url, model = served
+    assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
+    client = OpenAI(base_url=base_url, api_key="none")
+    assert model in [entry.id for entry in client.models.list().data]
+    response = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Say hello."}], max_tokens=8, temperature=0
+    )
+    assert response.choices[0].message.content.strip()
+    assert 0 < response.usage.completion_tokens <= 8
+
+
+def test_describe_end_to_end_with_the_embedded_model(served, instance, tmp_path):
+    base_url, model = served
+    row, _ = instance
+    dataset, out = tmp_path / "instances.jsonl", tmp_path / "described.jsonl"
+    dataset.write_text(row.model_dump_json() + "\n")
+    # One short answer (rejections and retries are tested against the double): the model reads slowly here.
+    small = ["--attempts", "1", "--max-tokens", "48", "--context-tokens", "1024", "-w", "1", "--no-github"]
+    endpoint = ["--base-url", base_url, "--model", model, "--store", str(tmp_path / "store")]
+    subprocess.run([REPOFORGE, "describe", "--dataset", str(dataset), "-o", str(out), *endpoint, *small], check=True)
+    [described] = [json.loads(line) for line in out.read_text().splitlines()]
+    record = described["description"]
+    assert (record["model"], record["prompt_version"], record["attempts"]) == (model, "describe-1", 1)
+    assert record["prompt_tokens"] > 100 and 0 < record["completion_tokens"] <= 48
+    assert record["original_problem_statement"] == row.problem_statement
+    if record["source"] == "model":  # a 135M model's issue, whatever it says, taken: the commit message is a hint
+        assert described["problem_statement"].strip() and described["hints_text"] == row.problem_statement
+    else:  # or not taken, for a reason said: the row keeps its statement
+        assert len(record["rejected"]) == 1 and record["error"].startswith("no answer taken (attempts: 1)")
+        assert described["problem_statement"] == row.problem_statement
 
 
 def test_label_end_to_end_with_the_embedded_model_and_a_rerun_asks_nothing(model_store, instance, tmp_path):

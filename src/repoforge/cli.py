@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -255,43 +256,19 @@ def serve(
         server.stop()
 
 
-@app.command()
-def label(
-    dataset: Annotated[Path, typer.Option(help="Instances: a JSONL, JSON or parquet file, ours or SWE-bench's.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The rows with their labels (JSONL).")],
-    model: ModelName = None,
-    base_url: BaseUrl = None,
-    engine: Annotated[
-        str, typer.Option(help="openai (an endpoint) | local (in this process, transformers).")
-    ] = "openai",
-    api_key_env: Annotated[str, typer.Option(help="The variable holding the endpoint's API key.")] = "OPENAI_API_KEY",
-    samples: Annotated[int, typer.Option(min=1, help="Votes per label.")] = 3,
-    attempts: Annotated[int, typer.Option(min=1, help="Requests per vote while answers give no 0-3 score.")] = 3,
-    max_tokens: Annotated[int, typer.Option(min=1, help="Tokens per answer.")] = 256,
-    temperature: float = 0.7,
-    context_tokens: Annotated[int, typer.Option(help="The model's context; the instance's text is cut to fit.")] = 8192,
-    price_input: Annotated[float, typer.Option(help="US dollars per million prompt tokens.")] = 0.0,
-    price_output: Annotated[float, typer.Option(help="US dollars per million completion tokens.")] = 0.0,
-    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight per instance.")] = 4,
-    prompts: Annotated[Optional[Path], typer.Option(help="Another rubric file like label/prompts.yaml.")] = None,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Instances labeled at once.")] = 2,
-    store: Store = None,
-    repo_mirror: Mirror = None,
-    ray_address: RayAddress = None,
-) -> None:
-    """SPICE's labels (clarity, test validity, difficulty; 0 best, 3 worst) and a no-model difficulty estimate."""
-    from contextlib import nullcontext
+Engine = Annotated[str, typer.Option(help="openai (an endpoint) | local (in this process, transformers).")]
+ApiKeyEnv = Annotated[str, typer.Option(help="The variable holding the endpoint's API key.")]
+MaxTokens = Annotated[int, typer.Option(min=1, help="Tokens per answer.")]
+ContextTokens = Annotated[int, typer.Option(help="The model's context; the instance's text is cut to fit.")]
+PriceInput = Annotated[float, typer.Option(help="US dollars per million prompt tokens.")]
+PriceOutput = Annotated[float, typer.Option(help="US dollars per million completion tokens.")]
+RowWorkers = Annotated[int, typer.Option("--workers", "-w", min=1, help="Instances done at once.")]
 
-    from repoforge.forge import default_store
-    from repoforge.git.locate import RepoPlaces
-    from repoforge.harness.dataset import DatasetError, load_dataset, sources_beside
-    from repoforge.label.run import LabelOptions, label_rows, write_rows
-    from repoforge.llm import ModelConfig
-    from repoforge.llm.serve import Server
 
-    if engine not in ("openai", "local"):
-        raise typer.BadParameter(f"{engine!r}: choose openai or local", param_hint="--engine")
-    store = (store or default_store()).resolve()
+def _read_rows(dataset: Path) -> list:
+    """The dataset's rows; malformed ones are named and skipped, and a file with no usable row ends the command."""
+    from repoforge.harness.dataset import DatasetError, load_dataset
+
     try:
         rows, skipped = load_dataset(dataset)
     except DatasetError as exc:
@@ -299,20 +276,67 @@ def label(
         raise typer.Exit(2) from None
     for instance_id, why in skipped.items():
         console.print(f"[yellow]skipping {escape(instance_id)}: {escape(why)}[/yellow]")
-    # No endpoint: the local model (the embedded one by default) is served on loopback for the run, or run in-process.
+    return rows
+
+
+@contextmanager
+def _model_config(engine: str, model: Optional[str], base_url: Optional[str], store: Path, **settings):
+    """The ModelConfig a command asks: the endpoint at base_url; without one, the local model (the embedded one by
+    default) served on loopback for the run, or run in-process (--engine local)."""
+    from repoforge.llm import ModelConfig
+    from repoforge.llm.serve import Server
+
+    if engine not in ("openai", "local"):
+        raise typer.BadParameter(f"{engine!r}: choose openai or local", param_hint="--engine")
     folder = _served_folder(model, store) if base_url is None else None
     server = Server(folder, log=store / "serve.log") if folder and engine == "openai" else None
     with server or nullcontext():
-        config = ModelConfig(
+        yield ModelConfig(
             engine=engine,
             model=server.model if server else str(folder or model or ""),
             base_url=server.base_url if server else base_url,
-            api_key_env=api_key_env,
-            max_concurrency=concurrency,
-            context_tokens=context_tokens,
-            price_input=price_input,
-            price_output=price_output,
+            **settings,
         )
+
+
+@app.command()
+def label(
+    dataset: Annotated[Path, typer.Option(help="Instances: a JSONL, JSON or parquet file, ours or SWE-bench's.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The rows with their labels (JSONL).")],
+    model: ModelName = None,
+    base_url: BaseUrl = None,
+    engine: Engine = "openai",
+    api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
+    samples: Annotated[int, typer.Option(min=1, help="Votes per label.")] = 3,
+    attempts: Annotated[int, typer.Option(min=1, help="Requests per vote while answers give no 0-3 score.")] = 3,
+    max_tokens: MaxTokens = 256,
+    temperature: float = 0.7,
+    context_tokens: ContextTokens = 8192,
+    price_input: PriceInput = 0.0,
+    price_output: PriceOutput = 0.0,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight per instance.")] = 4,
+    prompts: Annotated[Optional[Path], typer.Option(help="Another rubric file like label/prompts.yaml.")] = None,
+    workers: RowWorkers = 2,
+    store: Store = None,
+    repo_mirror: Mirror = None,
+    ray_address: RayAddress = None,
+) -> None:
+    """SPICE's labels (clarity, test validity, difficulty; 0 best, 3 worst) and a no-model difficulty estimate."""
+    from repoforge.forge import default_store
+    from repoforge.git.locate import RepoPlaces
+    from repoforge.harness.dataset import sources_beside, write_rows
+    from repoforge.label.run import LabelOptions, label_rows
+
+    store = (store or default_store()).resolve()
+    rows = _read_rows(dataset)
+    settings = dict(
+        api_key_env=api_key_env,
+        max_concurrency=concurrency,
+        context_tokens=context_tokens,
+        price_input=price_input,
+        price_output=price_output,
+    )
+    with _model_config(engine, model, base_url, store, **settings) as config:
         opts = LabelOptions(
             model=config,
             cache=store / "llm-cache",
@@ -327,6 +351,67 @@ def label(
     write_rows(labeled, out)
     _print_labels(labeled)
     console.print(f"labeled rows: [bold]{out}[/bold]")
+
+
+@app.command()
+def describe(
+    dataset: Annotated[Path, typer.Option(help="Instances: a JSONL, JSON or parquet file, ours or SWE-bench's.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="The rows with their new statements (JSONL); a rerun resumes it.")
+    ],
+    model: ModelName = None,
+    base_url: BaseUrl = None,
+    engine: Engine = "openai",
+    api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
+    attempts: Annotated[
+        int, typer.Option(min=1, help="Requests per instance while answers are empty, malformed or give away the fix.")
+    ] = 3,
+    max_tokens: MaxTokens = 512,
+    temperature: float = 0.7,
+    context_tokens: ContextTokens = 8192,
+    price_input: PriceInput = 0.0,
+    price_output: PriceOutput = 0.0,
+    prompts: Annotated[Optional[Path], typer.Option(help="Another prompt file like describe/prompts.yaml.")] = None,
+    github: Annotated[
+        bool,
+        typer.Option(
+            help="Take the text of the pull request and the issues it closes from GitHub's API where it answers "
+            "(token: $GITHUB_TOKEN)."
+        ),
+    ] = True,
+    github_api: Annotated[str, typer.Option(help="GitHub's API, or a GitHub Enterprise server's.")] = (
+        "https://api.github.com"
+    ),
+    workers: RowWorkers = 2,
+    store: Store = None,
+    ray_address: RayAddress = None,
+) -> None:
+    """Issue-style problem statements: GitHub's issues (or pull request) where it answers, else written by the model
+    from the fix, the tests and their failures, never saying the fix; the old statement moves to hints_text."""
+    from repoforge.describe.github import GitHubConfig
+    from repoforge.describe.run import DescribeOptions, describe_rows
+    from repoforge.forge import default_store
+
+    if out.resolve() == dataset.resolve():
+        raise typer.BadParameter("the rows are appended to it as they are done: name another file", param_hint="-o")
+    store = (store or default_store()).resolve()
+    rows = _read_rows(dataset)
+    settings = dict(
+        api_key_env=api_key_env, context_tokens=context_tokens, price_input=price_input, price_output=price_output
+    )
+    with _model_config(engine, model, base_url, store, **settings) as config:
+        opts = DescribeOptions(
+            model=config,
+            cache=store / "llm-cache",
+            attempts=attempts,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            github=GitHubConfig(api_url=github_api) if github else None,
+            **({"prompts": prompts} if prompts else {}),
+        )
+        described = describe_rows(rows, opts, out, workers, ray_address)
+    _print_descriptions(described)
+    console.print(f"described rows: [bold]{out}[/bold]")
 
 
 @app.command("filter")
@@ -344,8 +429,7 @@ def filter_rows(
     ] = False,
 ) -> None:
     """Select rows by their labels (RepoForge's SFT set: --max-clarity 1 --max-test-validity 1 --max-difficulty 1)."""
-    from repoforge.harness.dataset import DatasetError, load_dataset
-    from repoforge.label.run import write_rows
+    from repoforge.harness.dataset import DatasetError, load_dataset, write_rows
     from repoforge.label.select import Bounds, select
 
     bounds = Bounds(
@@ -387,6 +471,23 @@ def _print_labels(rows: list) -> None:
         )
     console.print(table)
     console.print("[dim]* controversial: votes on both sides of 1/2[/dim]")
+
+
+def _print_descriptions(rows: list) -> None:
+    table = Table(title="describe")
+    for name in ("instance", "source", "attempts", "tokens", "cost $", "note"):
+        table.add_column(name)
+    for row in rows:
+        record = row.description
+        table.add_row(
+            escape(row.instance_id),
+            record.source or "-",
+            str(record.attempts),
+            str(record.prompt_tokens + record.completion_tokens),
+            f"{record.cost:.4f}",
+            escape((record.error or record.github_error)[:80]),
+        )
+    console.print(table)
 
 
 store_app = typer.Typer(

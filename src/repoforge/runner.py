@@ -135,3 +135,22 @@ def run_items(
             if on_done:
                 on_done(item, outcome)
             progress.update(bar, advance=1, description=key(item))
+
+
+def run_each(
+    fn: Callable[[Any], Any],
+    items: list,
+    failed: Callable[[Any, BaseException], Any],
+    *,
+    key: Callable[[Any], str],
+    **options,
+) -> list:
+    """fn(item) for every item, in their order (see run_items for the options); an item whose task raised, or was
+    lost with its worker, gives failed(item, exception). No items: Ray is not started for nothing."""
+    if not items:
+        return []
+    outcomes = run_items(fn, items, key=key, **options)
+    return [
+        failed(item, outcome) if isinstance(outcome, BaseException) else outcome
+        for item, outcome in ((item, outcomes[key(item)]) for item in items)
+    ]

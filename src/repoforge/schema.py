@@ -144,6 +144,25 @@ class InstanceLabels(BaseModel):
     error: str = ""  # the model could not be asked (an unreachable endpoint): the labels are missing
 
 
+class Description(BaseModel):
+    """How `repoforge describe` wrote the row's problem statement, and the text it replaced."""
+
+    source: str = ""  # github | model; empty when the row kept its statement (see error)
+    original_problem_statement: str = ""
+    original_hints_text: str = ""
+    urls: list[str] = Field(default_factory=list)  # github: the pull request or the issues whose text was taken
+    github_error: str = ""  # why GitHub's text was not taken (unreachable, not found, nothing it closes...)
+    model: str = ""  # the model's fields: empty when it was not asked
+    prompt_version: str = ""
+    attempts: int = 0  # requests: answers that are empty, malformed or give away the fix are asked again
+    rejected: list[str] = Field(default_factory=list)  # why each answer not taken was not
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0  # US dollars at the configured prices
+    seconds: float = 0.0
+    error: str = ""  # why the row keeps its original statement
+
+
 class TaskInstance(BaseModel):
     """A SWE-bench row (FAIL_TO_PASS / PASS_TO_PASS as lists) plus the environment."""
 
@@ -160,7 +179,11 @@ class TaskInstance(BaseModel):
     PASS_TO_PASS: list[str]
     environment_setup_commit: str
     env: EnvSpec | None = None
+    # FAIL_TO_PASS test id -> how it failed at the base commit with the test patch (message and traceback, cut):
+    # what forge saw, for describe to say what a user would see. Not in SWE-bench's rows, nor in older ones of ours.
+    base_failures: dict[str, str] = Field(default_factory=dict)
     labels: InstanceLabels | None = None  # repoforge label's (older rows: {})
+    description: Description | None = None  # repoforge describe's
     # Newer SWE-bench rows: the parser that made the test ids (graded by name, see testrun/logparsers.py),
     # and how SWE-bench runs them. Kept as they come; eval_script and image are never executed or pulled.
     log_parser: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import NamedTuple
 
+from repoforge.llm.fit import cut
 from repoforge.sandbox import SandboxError
 from repoforge.sandbox.base import ExecResult, PatchError, ResultFileError, Sandbox, Step, read_result_file
 from repoforge.schema import Candidate, EnvSpec, Rejection, TaskInstance, TestStatus
@@ -16,6 +17,10 @@ from repoforge.testrun.parse import junit_failure_texts, parse_junit
 # SWE-bench's rules (see harness/grade.py).
 PASSING = {TestStatus.PASSED}
 FAILING = {TestStatus.FAILED, TestStatus.ERROR}
+# Of the FAIL_TO_PASS tests' failures at the base commit, a row keeps the first few (by id), each cut to its message
+# and its traceback's beginning and end: enough to say what a user would see, small enough for every row.
+FAILURES_KEPT = 5
+FAILURE_CHARS = 1500
 
 
 class RunFailed(Exception):
@@ -118,7 +123,7 @@ def validate(
         files = existing_files(sandbox, candidate.test_files)
         if not files:
             return reject("no test module to run"), []
-        pre = [run_tests(sandbox, spec, files, timeout).statuses for _ in range(pre_runs)]
+        pre = [run_tests(sandbox, spec, files, timeout) for _ in range(pre_runs)]
         try:
             sandbox.apply_patch(candidate.patch)
         except PatchError as exc:
@@ -128,7 +133,7 @@ def validate(
         return reject(exc.reason, exc.detail), []
     finally:
         sandbox.close()
-    f2p, p2p, flaky = classify(pre, post)
+    f2p, p2p, flaky = classify([run.statuses for run in pre], post)
     if not any(s in PASSING for run in post for s in run.values()):
         return reject("no test passes after the fix"), flaky
     if not f2p:
@@ -146,5 +151,12 @@ def validate(
         PASS_TO_PASS=p2p,
         environment_setup_commit=candidate.base_commit,
         env=spec,
+        base_failures=base_failures(pre[0].failures, f2p),
     )
     return instance, flaky
+
+
+def base_failures(failures: dict[str, str], f2p: list[str]) -> dict[str, str]:
+    """The first FAIL_TO_PASS tests' failure texts of a run at the base commit, cut (see FAILURES_KEPT)."""
+    failed = [test for test in f2p if failures.get(test, "").strip()]
+    return {test: cut(failures[test].strip(), FAILURE_CHARS) for test in failed[:FAILURES_KEPT]}

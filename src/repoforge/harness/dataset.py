@@ -117,6 +117,13 @@ def load_dataset(path: Path) -> tuple[list[TaskInstance], dict[str, str]]:
     return rows, skipped
 
 
+def write_rows(rows: list[TaskInstance], path: Path) -> None:
+    """Rows as JSONL, written atomically."""
+    from repoforge.forge import write_atomic  # not at the top: forge imports the whole pipeline
+
+    write_atomic(path, "".join(row.model_dump_json() + "\n" for row in rows))
+
+
 def load_predictions(source: str, rows: list[TaskInstance]) -> dict[str, Prediction]:
     """`gold` (each row's patch), `empty` (no patch), or a JSONL/JSON file of predictions, one per instance."""
     if source in ("gold", "empty"):

@@ -11,11 +11,10 @@ from pydantic import BaseModel
 from repoforge.git.locate import RepoPlaces, find_repository
 from repoforge.git.repo import GitError, git, paths_in_patch
 from repoforge.llm.base import Message
+from repoforge.llm.fit import fitted_messages
 from repoforge.schema import TaskInstance
 
 PROMPTS = Path(__file__).with_name("prompts.yaml")
-CHARS_PER_TOKEN = 3  # code and diffs tokenize densely: a cautious reading of a budget in tokens
-RESERVED_TOKENS = 64  # chat template and section headings
 
 
 class LabelQuestion(BaseModel):
@@ -39,6 +38,7 @@ def instance_sections(row: TaskInstance, places: RepoPlaces | None) -> dict[str,
     return {
         "problem_statement": row.problem_statement,
         "fail_to_pass": "\n".join(row.FAIL_TO_PASS),
+        "failures": "\n\n".join(f"{test}\n{text}" for test, text in row.base_failures.items()),
         "patch": row.patch,
         "test_patch": row.test_patch,
         "files": base_files(row, places),
@@ -62,36 +62,8 @@ def base_files(row: TaskInstance, places: RepoPlaces | None) -> str:
     return "\n".join(shown)
 
 
-def fit(sections: dict[str, str], budget_chars: int) -> dict[str, str]:
-    """Cut sections so that together they fit: short ones whole, the rest sharing what is left equally."""
-    fitted = {}
-    left = budget_chars
-    pending = sorted(sections, key=lambda name: len(sections[name]))
-    for index, name in enumerate(pending):
-        share = left // (len(pending) - index)
-        fitted[name] = cut(sections[name], share)
-        left -= len(fitted[name])
-    return {name: fitted[name] for name in sections}
-
-
-def cut(text: str, limit: int) -> str:
-    """`text`, or its beginning and end with a note of how much was left out between them."""
-    if len(text) <= limit:
-        return text
-    note = "\n[... {} characters left out ...]\n"
-    keep = max(limit - len(note) - 8, 0)
-    return text[: keep - keep // 3] + note.format(len(text) - keep) + text[len(text) - keep // 3 :]
-
-
 def label_messages(
     prompts: Prompts, label: str, sections: dict[str, str], context_tokens: int, max_tokens: int
 ) -> list[Message]:
-    question = prompts.labels[label].question
-    fixed = len(prompts.system) + len(question) + sum(len(title) + 8 for title in prompts.sections.values())
-    budget = (context_tokens - max_tokens - RESERVED_TOKENS) * CHARS_PER_TOKEN - fixed
-    fitted = fit({name: sections.get(name, "") for name in prompts.sections}, max(budget, 0))
-    body = "\n\n".join(f"## {title}\n{fitted[name] or '(none)'}" for name, title in prompts.sections.items())
-    return [
-        {"role": "system", "content": prompts.system},
-        {"role": "user", "content": f"{body}\n\n## Question\n{question}"},
-    ]
+    question = f"## Question\n{prompts.labels[label].question}"
+    return fitted_messages(prompts.system, prompts.sections, sections, question, context_tokens, max_tokens)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -94,26 +93,17 @@ def label_rows(
     rows: list[TaskInstance], opts: LabelOptions, workers: int = 2, ray_address: str | None = None
 ) -> list[TaskInstance]:
     """Every row with its labels: one Ray task per instance, in the given order."""
-    from repoforge.runner import run_items
+    from repoforge.runner import run_each
 
-    outcomes = run_items(
-        lambda row: label_instance(row, opts),
+    return run_each(
+        lambda row: row.model_copy(update={"labels": label_instance(row, opts)}),
         rows,
+        # The task itself died (a worker lost): said on the row.
+        lambda row, exc: row.model_copy(
+            update={"labels": InstanceLabels(model=opts.model.model, error=f"{type(exc).__name__}: {exc}")}
+        ),
         key=lambda row: row.instance_id,
         workers=workers,
         ray_address=ray_address,
         label="label",
     )
-    labeled = []
-    for row in rows:
-        outcome = outcomes[row.instance_id]
-        if isinstance(outcome, BaseException):  # the task itself died (a worker lost): said on the row
-            outcome = InstanceLabels(model=opts.model.model, error=f"{type(outcome).__name__}: {outcome}")
-        labeled.append(row.model_copy(update={"labels": outcome}))
-    return labeled
-
-
-def write_rows(rows: list[TaskInstance], path: Path) -> None:
-    from repoforge.forge import write_atomic
-
-    write_atomic(path, "".join(row.model_dump_json() + "\n" for row in rows))
