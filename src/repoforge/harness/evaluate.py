@@ -53,7 +53,7 @@ from repoforge.sandbox.base import PatchError, Sandbox
 from repoforge.schema import AbsolutePath, EnvSpec, GoldRun, InstanceReport, Prediction, TaskInstance
 from repoforge.testrun.command import runner_facts_command
 from repoforge.testrun.logparsers import UnknownLogParser, parse_log, swebench_parser
-from repoforge.testrun.parse import parse_pytest_log
+from repoforge.testrun.parse import names_functions_alone, parse_pytest_log
 from repoforge.validate import RunFailed, files_test, run_tests, runner_read, test_run_command
 
 ERROR_MARK = "evaluation error: "
@@ -262,7 +262,9 @@ def _test_and_grade(
 ) -> None:
     tests_started = time.monotonic()
     try:
-        run = run_tests(sandbox, spec, files, opts.timeout)
+        run = run_tests(
+            sandbox, spec, files, opts.timeout, functions=names_functions_alone(row.FAIL_TO_PASS + row.PASS_TO_PASS)
+        )
         statuses, output = run.statuses, run.result.output
     except RunFailed as exc:
         run, statuses, output = None, {}, f"{exc.reason}\n{exc.detail}"
