@@ -281,3 +281,83 @@ def broken_binding(path: Path) -> RepoBuilder:
         },
     )
     return repo
+
+
+def stale_import(path: Path) -> RepoBuilder:
+    """Pins Jinja2 2.11.3, whose import asks MarkupSafe for soft_unicode, gone from the MarkupSafe 2.1 of its
+    date (2022): a dependency's dependency left newer than the dependency was made against."""
+    repo = RepoBuilder(path, remote="https://github.com/example/templated.git")
+    pyproject = (
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "templated"\nversion = "0.1"\ndependencies = ["jinja2==2.11.3"]\n'
+        'classifiers = ["Programming Language :: Python :: 3.9"]\n'
+    )
+    repo.commit(
+        "Initial templated",
+        "2022-06-01T09:00:00+00:00",
+        {
+            "pyproject.toml": pyproject,
+            "templated/__init__.py": "import jinja2\n\n\ndef render(text, **values):\n"
+            "    return jinja2.Template(text).render(**values)\n",
+            "tests/test_templated.py": "from templated import render\n\n\n"
+            "def test_render():\n    assert render('{{ a }}!', a=1) == '1!'\n",
+        },
+    )
+    return repo
+
+
+def depended_on(path: Path) -> RepoBuilder:
+    """A project (named six here) that a test requirement (python-dateutil) depends on in a version the checkout's
+    does not meet; its pinned setuptools cannot install it editable, so the project goes in before its deps."""
+    repo = RepoBuilder(path, remote="https://github.com/example/six.git")
+    pyproject = '[build-system]\nrequires = ["setuptools<64", "wheel"]\nbuild-backend = "setuptools.build_meta"\n'
+    setup = (
+        "from setuptools import setup\n\nsetup(name='six', version='1.0', py_modules=['six'],\n"
+        "      classifiers=['Programming Language :: Python :: 3.11'])\n"
+    )
+    repo.commit(
+        "Initial six",
+        "2024-03-01T09:00:00+00:00",
+        {
+            "pyproject.toml": pyproject,
+            "setup.py": setup,
+            "requirements-test.txt": "pytest\npython-dateutil\n",
+            "six.py": "def checkout():\n    return True\n",
+            "tests/test_six.py": "import six\n\n\ndef test_the_checkout_is_tested():\n    assert six.checkout()\n",
+        },
+    )
+    return repo
+
+
+def git_versioned(path: Path) -> RepoBuilder:
+    """Takes its version from `git describe` when it is built (as versioneer does); a test checks it."""
+    repo = RepoBuilder(path, remote="https://github.com/example/stamped.git")
+    setup = (
+        "import subprocess\n\nfrom setuptools import setup\n\n\ndef version():\n    try:\n"
+        "        tag = subprocess.check_output(['git', 'describe', '--tags', '--abbrev=0'])\n"
+        "    except (OSError, subprocess.CalledProcessError):\n        return '0+unknown'\n"
+        "    return tag.decode().strip().lstrip('v')\n\n\n"
+        "setup(name='stamped', version=version(), packages=['stamped'],\n"
+        "      classifiers=['Programming Language :: Python :: 3.11'])\n"
+    )
+    package = "from importlib.metadata import version\n\n__version__ = version('stamped')\n\n\n"
+    tests = "import stamped\n\n\ndef test_version():\n    assert stamped.__version__ == '1.2'\n"
+    repo.commit(
+        "Initial stamped",
+        "2024-04-01T09:00:00+00:00",
+        {
+            "setup.py": setup,
+            "stamped/__init__.py": package + "def stamp(text):\n    return text\n",
+            "tests/test_stamped.py": tests,
+        },
+    )
+    repo._git("tag", "v1.2")
+    repo.commit(
+        "Stamp with the version (#4)",
+        "2024-04-03T09:00:00+00:00",
+        {
+            "stamped/__init__.py": package + "def stamp(text):\n    return f'{text} ({__version__})'\n",
+            "tests/test_stamped.py": tests + "\n\ndef test_stamp():\n    assert stamped.stamp('a') == 'a (1.2)'\n",
+        },
+    )
+    return repo

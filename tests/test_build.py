@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import repos
+from gitrepo import RepoBuilder
 
 from repoforge.env.build import (
     Installer,
@@ -20,7 +21,7 @@ from repoforge.env.build import (
 from repoforge.env.index import _fits
 from repoforge.env.metadata import ProjectMetadata
 from repoforge.env.python import choose_python
-from repoforge.git.repo import checkout
+from repoforge.git.repo import checkout, describe_as, git
 from repoforge.sandbox.process import ProcessBackend
 from repoforge.schema import EnvSpec
 from repoforge.testrun import command
@@ -239,6 +240,37 @@ def test_a_test_requirement_that_installs_but_does_not_import_is_left_out(tmp_pa
     spec, statuses = build_and_run(tmp_path, store, repo, ["tests/test_gridded.py"])
     assert statuses == {"tests/test_gridded.py::test_cells": "PASSED"}
     assert spec.dropped == ["eccodes"]
+
+
+@pytest.mark.slow
+def test_a_dependency_that_drops_a_name_a_pinned_package_imports_is_dated_like_that_package(tmp_path, store):
+    repo = repos.stale_import(tmp_path / "templated")
+    spec, statuses = build_and_run(tmp_path, store, repo, ["tests/test_templated.py"])
+    assert statuses == {"tests/test_templated.py::test_render": "PASSED"}
+    assert spec.package_floors["markupsafe"] == "2021-01-31T16:33:08Z"  # Jinja2 2.11.3 uploaded, and a second
+
+
+@pytest.mark.slow
+def test_a_checkout_a_test_requirement_replaced_with_a_release_is_put_back(tmp_path, store):
+    repo = repos.depended_on(tmp_path / "six")
+    spec, statuses = build_and_run(tmp_path, store, repo, ["tests/test_six.py"])
+    assert statuses == {"tests/test_six.py::test_the_checkout_is_tested": "PASSED"}
+    assert spec.strategy == "compat-editable"
+    assert [step.name for step in spec.install_steps][-1] == "project again (a dependency had replaced it)"
+
+
+def test_a_checkout_describes_itself_by_the_release_of_the_commit_it_serves(tmp_path):
+    repo = RepoBuilder(tmp_path / "versioned")
+    first = repo.commit("One", "2024-01-01T09:00:00+00:00", {"a.py": "1\n"})
+    repo._git("tag", "v1.0")
+    repo.commit("Two", "2024-02-01T09:00:00+00:00", {"a.py": "2\n"})
+    repo._git("tag", "-a", "v2.0", "-m", "2.0")
+    later = repo.commit("Three", "2024-03-01T09:00:00+00:00", {"a.py": "3\n"})
+    clone = tmp_path / "clone"
+    checkout(repo.path, later, clone)
+    describe_as(clone, first)
+    assert git(clone, "describe", "--tags").startswith("v1.0-2-g")
+    assert git(repo.path, "describe", "--tags", later).startswith("v2.0-1-g")  # the repository keeps its tags
 
 
 def test_what_a_commit_declares_is_read_with_its_markers():

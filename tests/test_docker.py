@@ -54,7 +54,8 @@ def runs(tmp_path_factory, store):
     calc = calcpkg.build(tmp / "calcpkg")
     greeter = repos.setup_py_only(tmp / "greeter")
     pinned = repos.pinned_python(tmp / PINNED_FOLDER)
-    sources = [calc.path, greeter.path, pinned.path]
+    stamped = repos.git_versioned(tmp / "stamped")
+    sources = [calc.path, greeter.path, pinned.path, stamped.path]
     by_process = forged(tmp / "process", store, sources, "process")
     by_docker = forged(tmp / "docker", store, sources, "docker")
     return calc, by_process, by_docker, tmp
@@ -94,8 +95,10 @@ def test_evaluation_in_docker_sandboxes_grades_as_swebench(runs, store):
 def test_docker_yields_the_instances_the_process_backend_yields(runs):
     _, (process_rows, process_report), (docker_rows, docker_report), _ = runs
     outcome = lambda rows: {i: (r["FAIL_TO_PASS"], r["PASS_TO_PASS"], r["env"]["python"]) for i, r in rows.items()}
-    assert len(docker_rows) == 5
+    assert len(docker_rows) == 6
     assert outcome(docker_rows) == outcome(process_rows)  # the same Python chosen for every instance
+    # git works where the project is built: a version it computes from git is the checkout's, in both backends
+    assert docker_rows["example__stamped-4"]["PASS_TO_PASS"] == ["tests/test_stamped.py::test_version"]
     assert docker_report["counts"]["rejected"] == process_report["counts"]["rejected"]
     assert list(DockerBackend().pythons()) == list(ProcessBackend().pythons())  # every one has a source here
     for row in process_rows.values():

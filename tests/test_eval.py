@@ -335,6 +335,49 @@ def test_rows_naming_tests_without_their_files_are_graded_by_those_names(forged)
     ]
 
 
+OWN_RUNNER_TEST = """\
+diff --git a/tests/test_own_runner.py b/tests/test_own_runner.py
+new file mode 100644
+--- /dev/null
++++ b/tests/test_own_runner.py
+@@ -0,0 +1,13 @@
++import sys
++
++if "_pytest" in sys.modules:  # written for the project's own runner: its helpers exist there only
++    raise ImportError("cannot import name 'raises'")
++
++from calcpkg.calc import add
++
++
++def test_add_plain():
++    assert add(2, 3) == 5
++
++def test_add_zero_plain():
++    assert add(0, 0) == 0
+"""
+
+
+def test_a_module_pytest_cannot_import_runs_its_functions_when_the_row_names_functions_alone(forged):
+    """As sympy's test modules before 1.2 under pytest: bare function names, made by the project's own runner."""
+    row = rewritten(
+        with_test_file(forged_row(forged), OWN_RUNNER_TEST, "test_add_zero_plain"),
+        FAIL_TO_PASS=["test_add", "test_add_negative", "test_add_plain"],
+        PASS_TO_PASS=["test_mul", "test_add_zero_plain"],
+        log_parser="parse_log_sympy",
+    )
+    _, reports = run(forged, "gold", "own-runner-gold", [row])
+    assert reports[FIX_ID]["resolved"]
+    assert reports[FIX_ID]["decided_by"] == {"junit": row.FAIL_TO_PASS + row.PASS_TO_PASS}
+    wrong = {FIX_ID: Prediction(instance_id=FIX_ID, model_name_or_path="wrong", model_patch=wrong_patch(row.patch))}
+    _, reports = run(forged, wrong, "own-runner-wrong", [row])
+    assert reports[FIX_ID]["tests_status"]["FAIL_TO_PASS"] == {"success": [], "failure": row.FAIL_TO_PASS}
+    assert reports[FIX_ID]["tests_status"]["PASS_TO_PASS"] == {"success": row.PASS_TO_PASS, "failure": []}
+    # Rows naming tests by file keep pytest's verdict: the module pytest cannot import fails them.
+    by_file = rewritten(row, FAIL_TO_PASS=["tests/test_own_runner.py::test_add_plain"], PASS_TO_PASS=[])
+    _, reports = run(forged, "gold", "own-runner-by-file", [by_file])
+    assert reports[FIX_ID]["tests_status"]["FAIL_TO_PASS"]["failure"] == by_file.FAIL_TO_PASS
+
+
 FAKE_LOG_LINES = """\
 diff --git a/src/calcpkg/__init__.py b/src/calcpkg/__init__.py
 --- a/src/calcpkg/__init__.py

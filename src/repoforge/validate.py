@@ -9,7 +9,15 @@ from repoforge.llm.fit import cut
 from repoforge.sandbox import SandboxError
 from repoforge.sandbox.base import ExecResult, PatchError, ResultFileError, Sandbox, Step, read_result_file
 from repoforge.schema import Candidate, EnvSpec, Rejection, TaskInstance, TestStatus
-from repoforge.testrun.command import JUNIT_FILE, hardened, read_runner_facts, render, runner_facts_command
+from repoforge.testrun.command import (
+    FUNCTIONS_JUNIT_FILE,
+    JUNIT_FILE,
+    function_run_command,
+    hardened,
+    read_runner_facts,
+    render,
+    runner_facts_command,
+)
 from repoforge.testrun.parse import junit_failure_texts, parse_junit
 
 # What a test must end as to enter FAIL_TO_PASS / PASS_TO_PASS, and to pass them when a row of ours is graded: an XFAIL
@@ -56,10 +64,36 @@ def runner_read(spec: EnvSpec, facts: ExecResult | Step) -> EnvSpec:
     return spec.model_copy(update={"runner_version": version, "runner_plugins": plugins})
 
 
-def run_tests(sandbox: Sandbox, spec: EnvSpec, files: list[str], timeout: float) -> SuiteRun:
-    """One run of the test files; the JUnit file is read only as a regular file, and only so far."""
-    junit = f"{sandbox.root}/{JUNIT_FILE}"
-    result = sandbox.exec(f"rm -f {junit}; {test_run_command(sandbox, spec, files)}", timeout=timeout)
+def run_tests(sandbox: Sandbox, spec: EnvSpec, files: list[str], timeout: float, functions: bool = False) -> SuiteRun:
+    """One run of the test files; with `functions`, the files pytest cannot import run by FUNCTION_RUNNER instead
+    (for rows whose test ids are bare function names, made by a project's own runner), the others by pytest again,
+    so that each run's exit code speaks for its results alone."""
+    run = _pytest_run(sandbox, spec, files, timeout)
+    unimportable = [f for f in files if run.statuses.get(f) == TestStatus.ERROR] if functions else []
+    if not unimportable:
+        return run
+    junit = f"{sandbox.root}/{FUNCTIONS_JUNIT_FILE}"
+    runs = [_run(sandbox, function_run_command(unimportable, junit), junit, unimportable, timeout)]
+    importable = [f for f in files if f not in unimportable]
+    if importable:
+        runs.append(_pytest_run(sandbox, spec, importable, timeout))
+    result = ExecResult(
+        max(r.result.exit_code for r in runs),
+        "\n".join(r.result.output for r in [run, *runs]),
+        sum(r.result.seconds for r in [run, *runs]),
+    )
+    return SuiteRun(
+        {t: s for r in runs for t, s in r.statuses.items()}, result, {t: f for r in runs for t, f in r.failures.items()}
+    )
+
+
+def _pytest_run(sandbox: Sandbox, spec: EnvSpec, files: list[str], timeout: float) -> SuiteRun:
+    return _run(sandbox, test_run_command(sandbox, spec, files), f"{sandbox.root}/{JUNIT_FILE}", files, timeout)
+
+
+def _run(sandbox: Sandbox, command: str, junit: str, files: list[str], timeout: float) -> SuiteRun:
+    """The JUnit file is read only as a regular file, and only so far."""
+    result = sandbox.exec(f"rm -f {junit}; {command}", timeout=timeout)
     if result.timed_out:
         raise RunFailed("test run timed out", f"killed after {timeout:.0f} s\n" + result.output[-2000:])
     try:

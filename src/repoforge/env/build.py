@@ -38,7 +38,7 @@ from repoforge.testrun.command import (
     test_command,
 )
 
-RECIPE_VERSION = "9"  # bump when the way environments are built changes
+RECIPE_VERSION = "10"  # bump when the way environments are built changes
 INSTALL_TIMEOUT = 900
 MAX_REPAIRS = 8
 # uv gave up waiting for a cache lock another build (another process or container) held.
@@ -321,12 +321,18 @@ for site in sys.path:
                 if line.startswith("Requires-Dist:"):
                     print(line.split(":", 1)[1].strip())
             sys.exit(0)
+sys.exit(3)  # the project is not installed from the checkout
 """
+
+
+def _read_requires(inst: Installer):
+    """Prints the checkout's installed Requires-Dist; fails when the checkout is not what is installed."""
+    return inst.run(f"{inst.box.venv}/bin/python -c {_shell([_READ_REQUIRES])}")
 
 
 def declared_requirements(inst: Installer, extras: list[str]) -> list[str]:
     """Requires-Dist of the project installed editable, evaluated for the venv's Python and `extras`."""
-    result = inst.run(f"{inst.box.venv}/bin/python -c {_shell([_READ_REQUIRES])}")
+    result = _read_requires(inst)
     python = inst.spec.python
     environment = default_environment() | {"python_version": python, "python_full_version": f"{python}.0"}
     kept = []
@@ -360,19 +366,31 @@ EDITABLE_BACKEND = ["setuptools>=64", "wheel"]  # setuptools 64 brought editable
 
 def strategy_compat(inst: Installer, meta: ProjectMetadata) -> None:
     """For builds old setuptools cannot do: the project alone with a current backend, then its deps."""
+    isolated = _install_compat(inst, meta)
+    requires = declared_requirements(inst, meta.test_extras)
+    inst.uv_install("dependencies and tests", requires, tests=_tests(inst, meta))
+    # A test requirement that depends back on the project (a plugin of it) may have replaced the checkout with a
+    # release from the index, its version unmet by the checkout's: put the checkout back, the release's deps kept.
+    if _read_requires(inst).exit_code != 0:
+        flags = [] if isolated else ["--no-build-isolation"]
+        inst.uv_install("project again (a dependency had replaced it)", [*flags, *COMPAT_EDITABLE], dated=False)
+
+
+def _install_compat(inst: Installer, meta: ProjectMetadata) -> bool:
+    """The project alone, editable in compat mode; False when it needed the current backend installed first."""
     try:
         inst.uv_install("project (compat editable)", COMPAT_EDITABLE, dated=False)
+        return True
     except InstallError as exc:
         if "build_editable" not in str(exc):
             raise
-        # The project pins a backend too old for editable installs: build it with a current one instead.
-        others = [r for r in meta.build_requires if _requirement_name(r) not in ("setuptools", "wheel")]
-        inst.uv_install("current build backend", [*EDITABLE_BACKEND, *others], dated=False)
-        inst.uv_install(
-            "project (compat editable, current backend)", ["--no-build-isolation", *COMPAT_EDITABLE], dated=False
-        )
-    requires = declared_requirements(inst, meta.test_extras)
-    inst.uv_install("dependencies and tests", requires, tests=_tests(inst, meta))
+    # The project pins a backend too old for editable installs: build it with a current one instead.
+    others = [r for r in meta.build_requires if _requirement_name(r) not in ("setuptools", "wheel")]
+    inst.uv_install("current build backend", [*EDITABLE_BACKEND, *others], dated=False)
+    inst.uv_install(
+        "project (compat editable, current backend)", ["--no-build-isolation", *COMPAT_EDITABLE], dated=False
+    )
+    return False
 
 
 def strategy_path(inst: Installer, meta: ProjectMetadata) -> None:
@@ -580,14 +598,29 @@ def _install(installer: Installer, strategy, meta: ProjectMetadata) -> Runner:
 
 
 # Imports each name given; prints those that fail with anything but ImportError (a missing optional part, or
-# another import name, is no fault), with the installed packages in the traceback.
+# another import name, is no fault), with the installed packages in the traceback; and, for an installed package
+# whose `from M import X` fails (X gone from a newer M), that package, its version and M.
 IMPORT_PROBE = r"""
 import importlib, re, sys, traceback
+
+
+def version(dist):
+    try:
+        from importlib.metadata import version
+        return version(dist)
+    except Exception:
+        return ""
+
+
 for name in sys.argv[1:]:
     try:
         importlib.import_module(name)
     except ImportError:
-        pass
+        frame = traceback.extract_tb(sys.exc_info()[2])[-1]
+        importer = re.search(r"site-packages/(\w+)", frame[0])
+        module = re.match(r"\s*from\s+(\w+)[\w.]*\s+import\b", frame[3] or "")
+        if importer and module and module.group(1) != importer.group(1):
+            print("STALE", importer.group(1), version(importer.group(1)) or "?", module.group(1))
     except BaseException:
         print("BROKEN", name, *re.findall(r"site-packages/(\w+)", traceback.format_exc()))
 """
@@ -595,7 +628,8 @@ for name in sys.argv[1:]:
 
 def _check_import(installer: Installer, meta: ProjectMetadata) -> None:
     """Import the optional test requirements, and the project where its tests will: one that installs but
-    does not import (a binding whose C library is missing) is left out, and the strategy runs again."""
+    does not import (a binding whose C library is missing) is left out, and the strategy runs again; a package
+    whose import asks a module for a name its newer releases dropped gets that module's releases of its time."""
     optional = sorted(n.replace("-", "_") for n in installer.droppable - set(installer.spec.dropped))
     package = canonicalize_name(meta.name).replace("-", "_") if meta.name else None
     own = (
@@ -610,21 +644,31 @@ def _check_import(installer: Installer, meta: ProjectMetadata) -> None:
         return
     probe = installer.run(f"cd /tmp && {installer.box.venv}/bin/python -c {_shell([IMPORT_PROBE])} {' '.join(names)}")
     for line in probe.output.splitlines():
-        if not line.startswith("BROKEN "):
-            continue
-        name, *modules = line.split()[1:]
-        culprit = next(
-            (
-                m
-                for m in map(canonicalize_name, [name, *modules])
-                if m in installer.droppable and m not in installer.spec.dropped
-            ),
-            None,
-        )
-        installer.log.append(f"$ import {name}: fails ({', '.join(modules)})")
-        if culprit:
-            installer.spec.dropped.append(culprit)
-            raise Reinstall(f"the test requirement {culprit} installs but does not import: left out")
+        if line.startswith("STALE "):
+            _date_like_importer(installer, *line.split()[1:])
+        elif line.startswith("BROKEN "):
+            _leave_out_broken(installer, *line.split()[1:])
+
+
+def _date_like_importer(installer: Installer, importer: str, version: str, module: str) -> None:
+    installer.log.append(f"$ import {importer} {version}: a name it imports is gone from {module}")
+    if version != "?" and installer.date_like(canonicalize_name(module), canonicalize_name(importer), version):
+        raise Reinstall(f"{importer} {version} imports what newer {module} lacks: {module} now dated like it")
+
+
+def _leave_out_broken(installer: Installer, name: str, *modules: str) -> None:
+    installer.log.append(f"$ import {name}: fails ({', '.join(modules)})")
+    culprit = next(
+        (
+            m
+            for m in map(canonicalize_name, [name, *modules])
+            if m in installer.droppable and m not in installer.spec.dropped
+        ),
+        None,
+    )
+    if culprit:
+        installer.spec.dropped.append(culprit)
+        raise Reinstall(f"the test requirement {culprit} installs but does not import: left out")
 
 
 def _broken_plugin(output: str) -> str | None:

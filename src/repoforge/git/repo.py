@@ -181,6 +181,22 @@ def checkout(repo: Path, commit: str, dest: Path) -> None:
     git(dest, "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit)
 
 
+def borrowed_objects(clone: Path) -> list[str]:
+    """The object folders a `checkout` (a shared clone) reads from its repository."""
+    alternates = clone / ".git" / "objects" / "info" / "alternates"
+    if not alternates.is_file():
+        return []
+    return [line for line in alternates.read_text().splitlines() if line.startswith("/")]
+
+
+def describe_as(clone: Path, commit: str) -> None:
+    """Delete the clone's tags that `commit` does not descend from, so that its checkout describes itself
+    (`git describe`, as versioneer and the like do when the project builds) by the release `commit` belongs to."""
+    later = git(clone, "for-each-ref", f"--no-merged={commit}", "--format=delete %(refname)", "refs/tags")
+    if later:
+        git(clone, "update-ref", "--stdin", input=later.encode())
+
+
 def release_version(repo: Path, commit: str) -> str | None:
     """The version of the newest release tag `commit` descends from (v1.2.3, release-1.2.3, 1.2.3rc1 -> 1.2.3)."""
     tag = git(repo, "describe", "--tags", "--abbrev=0", commit, check=False).strip()

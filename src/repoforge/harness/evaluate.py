@@ -30,7 +30,7 @@ from repoforge.env.build import BuildFailed, declared_names, ensure_env, env_fol
 from repoforge.env.metadata import ProjectMetadata, read_metadata
 from repoforge.forge import default_store, run_all, write_atomic
 from repoforge.git.locate import RepoPlaces, find_repository, has_commit
-from repoforge.git.repo import GitError, apply_patch, checkout, commit_date, paths_in_patch
+from repoforge.git.repo import GitError, apply_patch, checkout, commit_date, describe_as, paths_in_patch
 from repoforge.harness.dataset import patch_problem
 from repoforge.harness.grade import (
     NeedsNetwork,
@@ -53,7 +53,7 @@ from repoforge.sandbox.base import PatchError, Sandbox
 from repoforge.schema import AbsolutePath, EnvSpec, GoldRun, InstanceReport, Prediction, TaskInstance
 from repoforge.testrun.command import runner_facts_command
 from repoforge.testrun.logparsers import UnknownLogParser, parse_log, swebench_parser
-from repoforge.testrun.parse import parse_pytest_log
+from repoforge.testrun.parse import names_functions_alone, parse_pytest_log
 from repoforge.validate import RunFailed, files_test, run_tests, runner_read, test_run_command
 
 ERROR_MARK = "evaluation error: "
@@ -102,6 +102,7 @@ def _plan_row(repo: Path, row: TaskInstance, tree: Path, backend, log: list[str]
     manifest changes, and what the base commit declares for its tests that the setup commit does not."""
     commit = _setup_commit(repo, row, log)
     checkout(repo, commit, tree)
+    describe_as(tree, row.base_commit)  # a version computed from git at build time is the instance's
     _apply_manifest_changes(tree, row.patch, log)
     also = _base_only_requirements(repo, row.base_commit, tree, log) if commit != row.base_commit else []
     return plan(repo, commit, commit_date(repo, commit), tree, backend, version_commit=row.base_commit, also=also)
@@ -261,7 +262,9 @@ def _test_and_grade(
 ) -> None:
     tests_started = time.monotonic()
     try:
-        run = run_tests(sandbox, spec, files, opts.timeout)
+        run = run_tests(
+            sandbox, spec, files, opts.timeout, functions=names_functions_alone(row.FAIL_TO_PASS + row.PASS_TO_PASS)
+        )
         statuses, output = run.statuses, run.result.output
     except RunFailed as exc:
         run, statuses, output = None, {}, f"{exc.reason}\n{exc.detail}"

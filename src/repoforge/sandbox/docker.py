@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from repoforge.env.python import available_pythons
-from repoforge.git.repo import git
+from repoforge.git.repo import borrowed_objects, git
 from repoforge.locks import exclusive
 from repoforge.names import docker_tag
 from repoforge.sandbox import SandboxError
@@ -400,6 +400,9 @@ class DockerBuildBox:
         cache = uv_cache_dir()
         cache.mkdir(parents=True, exist_ok=True)
         mounts = [f"{worktree}:{TESTBED}", f"{uv_binary()}:/usr/local/bin/uv:ro", f"{cache}:/uv-cache"]
+        # The checkout borrows the repository's objects: where they are, so that git works in the box (a
+        # version computed from git, as versioneer does, is then the checkout's and not 0+unknown).
+        mounts += [f"{path}:{path}:ro" for path in borrowed_objects(worktree)]
         env = {"UV_CACHE_DIR": "/uv-cache", "UV_LINK_MODE": "copy"}
         bundle = ca_bundle()
         if bundle:

@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 
 from repoforge.env.python import available_pythons, inspect_interpreter
-from repoforge.git.repo import checkout
+from repoforge.git.repo import borrowed_objects, checkout
 from repoforge.sandbox.base import (
     MAX_OUTPUT,
     RESTORE_GENERATED,
@@ -224,7 +224,8 @@ class ProcessBuildBox:
             worktree,
             venv=env_dir / "venv",
             writable=[env_dir, cache],
-            readonly=[Path(self.uv)],
+            # the repository's objects the checkout borrows: git works in the box (see the docker backend's)
+            readonly=[Path(self.uv), *map(Path, borrowed_objects(worktree))],
             env={"UV_CACHE_DIR": str(cache)},
         )
 

@@ -36,6 +36,67 @@ LAUNCHER = (
 RUNNER_MODULES = {"_pytest", "pytest", "pluggy", "py", "_py"}  # what `import pytest` imports of its own
 SUMMARY = "-rfEpxXsA"
 
+FUNCTIONS_JUNIT_FILE = ".repoforge-functions.xml"
+# For test modules written for a project's own runner that pytest cannot import (one that defines its helpers only
+# when it is not under pytest, as sympy's did for its bin/test): each module imported, each test* function in it called
+# with no argument, as such runners do; ours, since no runner of a project's may decide how its tests are read. The
+# results are written as pytest's JUnit file and -rA summary are, so they are read and cross-checked alike. A skip or
+# xfail is told by its exception's class name (Skipped, SkipTest, XFail). Python 3.6 and later.
+FUNCTION_RUNNER = r"""
+import importlib, inspect, os, re, sys, traceback
+from xml.sax.saxutils import escape, quoteattr
+sys.path[:] = [e for e in sys.path if e not in ("", ".")]
+OUTCOMES = {"Skipped": "SKIPPED", "SkipTest": "SKIPPED", "Skip": "SKIPPED", "XFail": "XFAIL"}
+JUNIT = {
+    "PASSED": "",
+    "FAILED": '<failure message="failed">%s</failure>',
+    "ERROR": '<error message="collection failure">%s</error>',
+    "SKIPPED": '<skipped type="pytest.skip" message="skipped"/>',
+    "XFAIL": '<skipped type="pytest.xfail" message="xfail"/>',
+}
+junit, cases = sys.argv[1], []
+for path in sys.argv[2:]:
+    # Imported as pytest imports it: by its name below the first folder up that is no package, that folder first.
+    parts = path[:-3].split("/")
+    base = len(parts) - 1
+    while base > 0 and os.path.exists("/".join(parts[:base] + ["__init__.py"])):
+        base -= 1
+    module_name = ".".join(parts[base:])
+    try:
+        sys.path.insert(0, os.path.abspath("/".join(parts[:base]) or "."))
+        module = importlib.import_module(module_name)
+    except BaseException:
+        cases.append((path, "", module_name, "ERROR", traceback.format_exc()))
+        print("ERROR collecting " + path + "\n" + cases[-1][-1])
+        continue
+    for name, test in list(vars(module).items()):
+        if name.startswith("test") and inspect.isfunction(test):
+            try:
+                test()
+                outcome, text = "PASSED", ""
+            except BaseException as exc:
+                outcome, text = OUTCOMES.get(type(exc).__name__, "FAILED"), traceback.format_exc()
+            cases.append((path + "::" + name, module_name, name, outcome, text))
+with open(junit, "w") as out:
+    out.write('<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="functions">')
+    for _, classname, name, outcome, text in cases:
+        out.write("<testcase classname=%s name=%s>" % (quoteattr(classname), quoteattr(name)))
+        text = re.sub("[\x00-\x08\x0b\x0c\x0e-\x1f]", "?", escape(text))  # what XML 1.0 cannot hold
+        out.write(JUNIT[outcome] % text if "%s" in JUNIT[outcome] else JUNIT[outcome])
+        out.write("</testcase>")
+    out.write("</testsuite></testsuites>")
+print("=========================== short test summary info ============================")
+for test_id, _, _, outcome, _ in cases:
+    print(outcome + " " + test_id)
+sys.exit(1 if any(case[3] in ("FAILED", "ERROR") for case in cases) else 0)
+"""
+
+
+def function_run_command(files: list[str], junit: str) -> str:
+    """Runs the test functions of `files` with FUNCTION_RUNNER, results in `junit`."""
+    return f"python -c {shlex.quote(FUNCTION_RUNNER)} {shlex.quote(junit)} {' '.join(shlex.quote(f) for f in files)}"
+
+
 # The runner as installed in the venv (never in the checkout): pytest's version and its pytest11 entry points.
 # Python 3.6 and later.
 _RUNNER_FACTS = r"""

@@ -140,6 +140,11 @@ _BARE_TEST = re.compile(r"test\w*(\[.*)?")  # a parameter part may be cut short
 _UNITTEST_NAME = re.compile(r"\w+ \(([\w.]+)\)")
 
 
+def names_functions_alone(test_ids: list[str]) -> bool:
+    """Whether a row's test ids are bare function names (`test_equality`), as a project's own runner prints them."""
+    return any(_BARE_TEST.fullmatch(test_id) for test_id in test_ids)
+
+
 def with_swebench_spellings(statuses: dict[str, TestStatus]) -> dict[str, TestStatus]:
     """statuses, plus every name SWE-bench's Python log parsers give the same tests, for datasets that use them.
 
