@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from openai import OpenAI
 
 from repoforge.llm import ModelConfig, Sampling, make_model
 from repoforge.llm.embedded import model_folder
+from repoforge.llm.serve import Server
 
 REPOFORGE = str(Path(sys.executable).parent / "repoforge")
 
@@ -57,6 +59,20 @@ def test_repoforge_serve_answers_the_openai_client(served):
     )
     assert response.choices[0].message.content.strip()
     assert 0 < response.usage.completion_tokens <= 8
+
+
+def test_the_server_ends_with_the_process_that_started_it(model_store):
+    """Killed outright (as Ray's SIGTERM handler ends a worker: at once), `repoforge serve` leaves no server behind."""
+    serve = subprocess.Popen([REPOFORGE, "serve", "--store", str(model_store)], stdout=subprocess.PIPE, text=True)
+    lines = [serve.stdout.readline() for _ in range(2)]
+    [base_url] = [line.split(": ", 1)[1].strip() for line in lines if line.startswith("base URL:")]
+    assert Server.answering(base_url)
+    serve.kill()
+    serve.wait()
+    deadline = time.monotonic() + 30
+    while Server.answering(base_url) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not Server.answering(base_url)
 
 
 def test_describe_end_to_end_with_the_embedded_model(served, instance, tmp_path):

@@ -3,6 +3,7 @@ started as a process of its own and awaited until it answers."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -52,7 +53,12 @@ class Server:
         # Offline: the folder is all the server needs, and a hub lookup would only wait on the network.
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
         self.process = subprocess.Popen(
-            command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         self._await(timeout)
         return self
@@ -64,15 +70,17 @@ class Server:
                 raise ServeError(
                     f"transformers serve exited with {self.process.returncode}; see {self.log or 'its output'}"
                 )
-            if self.answers():
+            if self.answering(self.base_url):
                 return
             time.sleep(0.5)
         self.stop()
         raise ServeError(f"transformers serve did not answer at {self.base_url} within {timeout:.0f} s")
 
-    def answers(self) -> bool:
+    @staticmethod
+    def answering(base_url: str) -> bool:
+        """Whether an OpenAI-compatible server at base_url lists its models."""
         try:
-            with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as response:
+            with urllib.request.urlopen(f"{base_url}/models", timeout=2) as response:
                 return "data" in json.load(response)
         except (OSError, ValueError):
             return False
@@ -91,6 +99,12 @@ class Server:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:
+    """The server ends with the process that started it, however that ends: killed, or by Ray's SIGTERM handler,
+    which exits at once and runs no `finally`."""
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _transformers_command() -> str:
