@@ -45,9 +45,10 @@ def served(model_store):
         [model] = [line.split(": ", 1)[1].strip() for line in lines if line.startswith("model:")]
         yield base_url, model
     finally:
-        os.killpg(serve.pid, signal.SIGINT)  # the server goes with it
-        # Server.stop gives it 15 s, then kills it; on 2 busy cores the rest of the way has taken over 30 s.
-        assert serve.wait(timeout=120) == 0
+        os.killpg(
+            serve.pid, signal.SIGINT
+        )  # the server goes with it, even where SIGINT came ignored (a background job)
+        assert serve.wait(timeout=30) == 0
 
 
 def test_repoforge_serve_answers_the_openai_client(served):

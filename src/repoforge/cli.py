@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from contextlib import contextmanager, nullcontext
@@ -248,10 +249,11 @@ def serve(
     server = Server(_served_folder(str(model) if model else None, store), port or None).start()
     console.print(f"base URL: {server.base_url}\nmodel: {server.model}")
     sys.stdout.flush()  # whoever started us reads the address now, not when we end
+    # Ctrl-C or a kill ends us and the server; set here, as a shell ignores SIGINT in what it starts in the background.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, lambda *_: sys.exit(0))
     try:
         server.process.wait()
-    except KeyboardInterrupt:
-        pass
     finally:
         server.stop()
 
