@@ -9,8 +9,21 @@ from contextlib import contextmanager
 
 from http_double import Request, json_service
 
+from repoforge.llm import ModelConfig
+
 # A reply: the assistant's text, or an HTTP status the endpoint fails with.
 Reply = Callable[[dict], "str | int"]
+
+
+def scripted(*answers) -> Reply:
+    """Replies given in order, the last one for ever after."""
+    answers = list(answers)
+    return lambda body: answers.pop(0) if len(answers) > 1 else answers[0]
+
+
+def double_model(base_url: str) -> ModelConfig:
+    """The double as a model: no retries of the client's own (tests count requests), prices that make costs exact."""
+    return ModelConfig(model="double", base_url=base_url, max_retries=0, price_input=1.0, price_output=2.0)
 
 
 def completion(text: str, model: str) -> dict:

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 from github_double import github_double
-from openai_double import openai_double
+from openai_double import double_model, openai_double, scripted
 
 from repoforge.describe.github import GitHubConfig, closed_issues
 from repoforge.describe.leak import fix_lines, leaked_line
 from repoforge.describe.run import DescribeOptions, describe_instance, describe_rows
-from repoforge.llm import ModelConfig
 from repoforge.schema import TaskInstance
 from repoforge.validate import base_failures
 
@@ -34,14 +33,7 @@ CLEAN = (
 
 
 def options(base_url: str, tmp_path: Path, **kwargs) -> DescribeOptions:
-    config = ModelConfig(model="double", base_url=base_url, max_retries=0, price_input=1.0, price_output=2.0)
-    return DescribeOptions(model=config, cache=tmp_path / "cache", **kwargs)
-
-
-def scripted(*answers):
-    """Replies given in order, the last one for ever after."""
-    answers = list(answers)
-    return lambda body: answers.pop(0) if len(answers) > 1 else answers[0]
+    return DescribeOptions(model=double_model(base_url), cache=tmp_path / "cache", **kwargs)
 
 
 def unanswered(body):

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from openai_double import openai_double
+from openai_double import double_model, openai_double, scripted
 
 from repoforge.label.answer import extract_answer, parse_answer
 from repoforge.label.consensus import consensus
@@ -112,14 +112,7 @@ def test_the_question_shows_the_instance_and_its_files_at_the_base_commit(instan
 
 
 def options(base_url: str, tmp_path, **kwargs) -> LabelOptions:
-    config = ModelConfig(model="double", base_url=base_url, max_retries=0, price_input=1.0, price_output=2.0)
-    return LabelOptions(model=config, cache=tmp_path / "cache", **kwargs)
-
-
-def scripted(*answers):
-    """Replies given in order, the last one for ever after."""
-    answers = list(answers)
-    return lambda body: answers.pop(0) if len(answers) > 1 else answers[0]
+    return LabelOptions(model=double_model(base_url), cache=tmp_path / "cache", **kwargs)
 
 
 def test_a_malformed_answer_is_asked_again_saying_what_was_wrong(tmp_path):
