@@ -17,6 +17,8 @@ demo: setup
 	$(VENV)/bin/repoforge forge demo-out/calcpkg -o demo-out/forged --timeout 30
 	$(VENV)/bin/repoforge eval --dataset demo-out/forged/instances.jsonl --predictions gold --run-id demo \
 		--log-dir demo-out/logs/run_evaluation --report-dir demo-out
+	$(VENV)/bin/repoforge agent run --dataset demo-out/forged/instances.jsonl -o demo-out/agent \
+		--tool-mode text --max-turns 2 --max-tokens 64
 
 test: setup lint
 	$(VENV)/bin/python -m pytest -q -ra

@@ -1,5 +1,7 @@
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -138,3 +140,34 @@ def instance(tmp_path):
         environment_setup_commit=candidate.base_commit,
     )
     return row, RepoPlaces(store=tmp_path / "store", mirror=mirror)
+
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory) -> Path:
+    """A store holding the embedded model, converted once for the session (about a minute)."""
+    store = tmp_path_factory.mktemp("model-store")
+    from repoforge.llm.embedded import model_folder
+
+    folder = model_folder(store)
+    assert (folder / "config.json").is_file() and model_folder(store) == folder  # the second call converts nothing
+    assert json.loads((folder / "generation_config.json").read_text())["do_sample"] is True
+    return store
+
+
+@pytest.fixture(scope="session")
+def served(model_store):
+    """(base URL, model name) of `repoforge serve` with the embedded model, started as a user starts it; stopped at
+    the end as by a user's Ctrl-C."""
+    serve = subprocess.Popen(
+        [REPOFORGE, "serve", "--store", str(model_store)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        lines = [serve.stdout.readline() for _ in range(2)]
+        [base_url] = [line.split(": ", 1)[1].strip() for line in lines if line.startswith("base URL:")]
+        [model] = [line.split(": ", 1)[1].strip() for line in lines if line.startswith("model:")]
+        yield base_url, model
+    finally:
+        os.killpg(
+            serve.pid, signal.SIGINT
+        )  # the server goes with it, even where SIGINT came ignored (a background job)
+        assert serve.wait(timeout=30) == 0

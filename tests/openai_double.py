@@ -3,6 +3,7 @@ real client and engine the malformed answers and failures a real model or endpoi
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -11,8 +12,8 @@ from http_double import Request, json_service
 
 from repoforge.llm import ModelConfig
 
-# A reply: the assistant's text, or an HTTP status the endpoint fails with.
-Reply = Callable[[dict], "str | int"]
+# A reply: the assistant's text, its whole message (with tool_calls, say), or an HTTP status the endpoint fails with.
+Reply = Callable[[dict], "str | dict | int"]
 
 
 def scripted(*answers) -> Reply:
@@ -26,13 +27,14 @@ def double_model(base_url: str) -> ModelConfig:
     return ModelConfig(model="double", base_url=base_url, max_retries=0, price_input=1.0, price_output=2.0)
 
 
-def completion(text: str, model: str) -> dict:
+def completion(reply: str | dict, model: str) -> dict:
+    message = reply if isinstance(reply, dict) else {"role": "assistant", "content": reply}
     return {
         "id": "chatcmpl-double",
         "object": "chat.completion",
         "created": 0,
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110},
     }
 
@@ -53,3 +55,29 @@ def openai_double(reply: Reply):
 
     with json_service(answer) as url:
         yield f"{url}/v1", requests
+
+
+def call(name: str, **arguments) -> dict:
+    return {"name": name, "arguments": arguments}
+
+
+def replaying(script: list[dict], native: bool = True):
+    """A model that answers the n-th request of a rollout with the script's n-th call (the last one ever after):
+    stateless, so rollouts in parallel each get the whole script."""
+
+    def reply(body: dict) -> dict | str | int:
+        turn = sum(m["role"] == "assistant" for m in body["messages"])
+        step = script[min(turn, len(script) - 1)]
+        if not isinstance(step, dict):
+            return step  # a status code, or text
+        if not native:
+            return f"Next:\n```tool\n{json.dumps(step)}\n```"
+        arguments = step["arguments"] if isinstance(step["arguments"], str) else json.dumps(step["arguments"])
+        tool_call = {
+            "id": f"call_{turn}",
+            "type": "function",
+            "function": {"name": step["name"], "arguments": arguments},
+        }
+        return {"role": "assistant", "content": "", "tool_calls": [tool_call]}
+
+    return reply

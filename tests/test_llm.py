@@ -5,14 +5,11 @@ model on CPU."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
 from openai import OpenAI
 
 from repoforge.llm import ModelConfig, Sampling, make_model
@@ -20,35 +17,6 @@ from repoforge.llm.embedded import model_folder
 from repoforge.llm.serve import Server
 
 REPOFORGE = str(Path(sys.executable).parent / "repoforge")
-
-
-@pytest.fixture(scope="session")
-def model_store(tmp_path_factory) -> Path:
-    """A store holding the embedded model, converted once for the session (about a minute)."""
-    store = tmp_path_factory.mktemp("model-store")
-    folder = model_folder(store)
-    assert (folder / "config.json").is_file() and model_folder(store) == folder  # the second call converts nothing
-    assert json.loads((folder / "generation_config.json").read_text())["do_sample"] is True
-    return store
-
-
-@pytest.fixture(scope="module")
-def served(model_store):
-    """(base URL, model name) of `repoforge serve` with the embedded model, started as a user starts it; stopped at
-    the end as by a user's Ctrl-C."""
-    serve = subprocess.Popen(
-        [REPOFORGE, "serve", "--store", str(model_store)], stdout=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        lines = [serve.stdout.readline() for _ in range(2)]
-        [base_url] = [line.split(": ", 1)[1].strip() for line in lines if line.startswith("base URL:")]
-        [model] = [line.split(": ", 1)[1].strip() for line in lines if line.startswith("model:")]
-        yield base_url, model
-    finally:
-        os.killpg(
-            serve.pid, signal.SIGINT
-        )  # the server goes with it, even where SIGINT came ignored (a background job)
-        assert serve.wait(timeout=30) == 0
 
 
 def test_repoforge_serve_answers_the_openai_client(served):

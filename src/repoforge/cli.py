@@ -264,6 +264,7 @@ MaxTokens = Annotated[int, typer.Option(min=1, help="Tokens per answer.")]
 ContextTokens = Annotated[int, typer.Option(help="The model's context; the instance's text is cut to fit.")]
 PriceInput = Annotated[float, typer.Option(help="US dollars per million prompt tokens.")]
 PriceOutput = Annotated[float, typer.Option(help="US dollars per million completion tokens.")]
+DatasetFile = Annotated[Path, typer.Option(help="Instances: a JSONL, JSON or parquet file, ours or SWE-bench's.")]
 RowWorkers = Annotated[int, typer.Option("--workers", "-w", min=1, help="Instances done at once.")]
 
 
@@ -303,7 +304,7 @@ def _model_config(engine: str, model: Optional[str], base_url: Optional[str], st
 
 @app.command()
 def label(
-    dataset: Annotated[Path, typer.Option(help="Instances: a JSONL, JSON or parquet file, ours or SWE-bench's.")],
+    dataset: DatasetFile,
     out: Annotated[Path, typer.Option("--out", "-o", help="The rows with their labels (JSONL).")],
     model: ModelName = None,
     base_url: BaseUrl = None,
@@ -357,7 +358,7 @@ def label(
 
 @app.command()
 def describe(
-    dataset: Annotated[Path, typer.Option(help="Instances: a JSONL, JSON or parquet file, ours or SWE-bench's.")],
+    dataset: DatasetFile,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="The rows with their new statements (JSONL); a rerun resumes it.")
     ],
@@ -414,6 +415,142 @@ def describe(
         described = describe_rows(rows, opts, out, workers, ray_address)
     _print_descriptions(described)
     console.print(f"described rows: [bold]{out}[/bold]")
+
+
+agent_app = typer.Typer(help="Run the SWE agent on instances and collect its trajectories.", no_args_is_help=True)
+app.add_typer(agent_app, name="agent")
+
+
+@agent_app.command("run")
+def agent_run(
+    dataset: DatasetFile,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Trajectories, predictions and reports; a rerun resumes.")],
+    model: ModelName = None,
+    base_url: BaseUrl = None,
+    engine: Engine = "openai",
+    api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
+    instance_ids: Annotated[
+        Optional[list[str]], typer.Option("--instance-ids", "-i", help="Only these instances.")
+    ] = None,
+    samples: Annotated[int, typer.Option(min=1, help="Rollouts per instance (each with its own seed).")] = 1,
+    config: Annotated[
+        Optional[Path], typer.Option(help="Prompts, tools and limits: a file like agent/config.yaml, merged over it.")
+    ] = None,
+    max_turns: Annotated[Optional[int], typer.Option(min=1, help="Model answers per rollout.")] = None,
+    command_seconds: Annotated[Optional[float], typer.Option(help="Seconds one shell command may take.")] = None,
+    total_seconds: Annotated[Optional[float], typer.Option(help="Seconds one rollout may take.")] = None,
+    context_tokens: Annotated[Optional[int], typer.Option(help="The model's context: prompt and answer.")] = None,
+    observation_chars: Annotated[Optional[int], typer.Option(help="Characters of a tool output shown.")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(min=1, help="Tokens per answer.")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature.")] = None,
+    tool_mode: Annotated[
+        Optional[str],
+        typer.Option(help="auto (tools offered natively, text read too) | text (tools described in the prompt only)."),
+    ] = None,
+    price_input: PriceInput = 0.0,
+    price_output: PriceOutput = 0.0,
+    evaluate: Annotated[bool, typer.Option(help="Grade each rollout's patch with the harness as it ends.")] = True,
+    run_id: Annotated[str, typer.Option(help="The evaluation's run id (logs and reports).")] = "agent",
+    timeout: Annotated[float, typer.Option(help="Seconds the test run of one evaluation may take.")] = 1800,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Rollouts at once.")] = 2,
+    store: Store = None,
+    repo_mirror: Mirror = None,
+    sandbox: Sandbox = "auto",
+    ray_address: RayAddress = None,
+) -> None:
+    """Roll out a model on every instance (the embedded model, served on loopback, unless --base-url or --model says
+    otherwise): OUT/trajectories/<instance_id>/<k>.json, OUT/preds.jsonl for `repoforge eval` or SWE-bench's harness,
+    and each rollout graded by the harness (OUT/<model>.<run_id>.json)."""
+    from repoforge.agent.config import load_config
+    from repoforge.agent.run import AgentRunOptions, run_agent
+    from repoforge.forge import default_store
+    from repoforge.harness.dataset import sources_beside
+    from repoforge.harness.evaluate import EvalOptions
+
+    store = (store or default_store()).resolve()
+    limits = dict(
+        turns=max_turns,
+        command_seconds=command_seconds,
+        total_seconds=total_seconds,
+        context_tokens=context_tokens,
+        observation_chars=observation_chars,
+    )
+    try:
+        sampling = {"max_tokens": max_tokens, "temperature": temperature}
+        agent_config = load_config(config, tool_mode=tool_mode, sampling=sampling, **limits)
+        eval_opts = EvalOptions(
+            run_id=run_id,
+            store=store,
+            log_dir=out / "logs" / "run_evaluation",
+            report_dir=out,
+            repo_mirror=repo_mirror,
+            sources_file=sources_beside(dataset),
+            sandbox=_check_sandbox(sandbox),
+            timeout=timeout,
+        )
+    except (OSError, ValueError) as exc:  # a config file that is missing or wrong, a bad run id
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+    rows = _read_rows(dataset)
+    if instance_ids:
+        if unknown := sorted(set(instance_ids) - {row.instance_id for row in rows}):
+            console.print(f"[red]--instance-ids: not in the dataset: {escape(', '.join(unknown))}[/red]")
+            raise typer.Exit(2)
+        rows = [row for row in rows if row.instance_id in instance_ids]
+    settings = dict(
+        api_key_env=api_key_env,
+        context_tokens=agent_config.limits.context_tokens,
+        price_input=price_input,
+        price_output=price_output,
+    )
+    with _model_config(engine, model, base_url, store, **settings) as model_config:
+        opts = AgentRunOptions(
+            out=out, model=model_config, config=agent_config, eval=eval_opts, samples=samples, evaluate=evaluate
+        )
+        summary = run_agent(rows, opts, workers, ray_address)
+    table = Table(title="agent")
+    for name in ("sample", "rollouts", "resolved", "errors", "exit reasons", "cost $"):
+        table.add_column(name)
+    for name, entry in summary["samples"].items():
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(entry["exit_reasons"].items()))
+        resolved, errors = (str(entry.get(key, "-")) for key in ("resolved", "errors"))
+        rollouts = str(sum(entry["exit_reasons"].values()))
+        table.add_row(escape(name), rollouts, resolved, errors, escape(reasons), f"{entry['cost']:.4f}")
+    console.print(table)
+    console.print(f"trajectories: [bold]{out / 'trajectories'}[/bold]  predictions: [bold]{out / 'preds.jsonl'}[/bold]")
+
+
+@app.command("sft-data")
+def sft_data(
+    trajectories: Annotated[Path, typer.Option(help="An agent run's trajectories folder (OUT/trajectories).")],
+    report: Annotated[
+        list[Path], typer.Option(help="A run report (<model>.<run_id>.json) of those rollouts; one per sample.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The SFT rows (JSONL).")],
+    instances: Annotated[
+        Optional[Path], typer.Option(help="Keep only these instances: rows chosen by `repoforge filter`, say.")
+    ] = None,
+) -> None:
+    """The trajectories whose patch resolved, as TRL's SFTTrainer reads them (messages with tool calls; the model's
+    turns marked training: true, the tool outputs and the task false)."""
+    from repoforge.agent.sftdata import SftDataError, kept, resolved_by, sft_row
+    from repoforge.agent.sftdata import trajectories as read_trajectories
+
+    if not trajectories.is_dir():
+        console.print(f"[red]{escape(str(trajectories))} is not a folder of trajectories[/red]")
+        raise typer.Exit(2)
+    try:
+        resolved = resolved_by(report)
+    except SftDataError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+    found, bad = read_trajectories(trajectories)
+    for problem in bad:
+        console.print(f"[yellow]skipping {escape(problem)}[/yellow]")
+    chosen = {row.instance_id for row in _read_rows(instances)} if instances else None
+    rows = [sft_row(t) for t in found if kept(t, resolved) and (chosen is None or t.instance_id in chosen)]
+    pipeline.write_atomic(out, "".join(json.dumps(row) + "\n" for row in rows))
+    console.print(f"kept {len(rows)} of {len(found)} trajectories in [bold]{escape(str(out))}[/bold]")
 
 
 @app.command("filter")

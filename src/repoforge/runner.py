@@ -96,13 +96,14 @@ def run_items(
     label: str = "",
     docker: bool = False,
     on_done: Callable[[Any, Any], None] | None = None,
+    status: Callable[[], str] | None = None,
 ) -> dict[str, object]:
     """Run fn(item) for every item; return {key(item): result or the exception it raised}.
 
     At most `workers` items are in flight (so workers=1 is strictly serial even on a Ray started with
     more slots, and a driver crash loses at most `workers` items); on a cluster pass the total number of
     slots. `docker` items run only on nodes with a Docker engine. Items are submitted in the given order.
-    on_done runs in the driver as each item finishes.
+    on_done runs in the driver as each item finishes; status(), when given, then describes the run on the bar.
     """
     start_ray(ray_address, workers)
     needs = {SLOT: 1, **({DOCKER_SLOT: 1} if docker else {})}
@@ -134,7 +135,7 @@ def run_items(
             outcome = results[key(item)] = _outcome(ref)
             if on_done:
                 on_done(item, outcome)
-            progress.update(bar, advance=1, description=key(item))
+            progress.update(bar, advance=1, description=status() if status else key(item))
 
 
 def run_each(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +180,18 @@ def checkout(repo: Path, commit: str, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     git(dest.parent, "clone", "--quiet", "--shared", "--no-checkout", str(repo.resolve()), str(dest))
     git(dest, "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit)
+
+
+def isolated_checkout(repo: Path, commit: str, dest: Path) -> None:
+    """A working copy of `commit` at dest holding that commit alone: no history, no refs, nothing newer (what an
+    instance's sandbox holds, so that neither a patch's tests nor an agent can read the fix from the future)."""
+    subprocess.run(["rm", "-rf", str(dest)], check=False)
+    dest.mkdir(parents=True)
+    git(dest, "init", "-q")
+    git(dest, "fetch", "-q", "--depth", "1", f"file://{repo.resolve()}", commit)
+    git(dest, "-c", "advice.detachedHead=false", "checkout", "-q", "--detach", commit)
+    (dest / ".git" / "FETCH_HEAD").unlink(missing_ok=True)
+    shutil.rmtree(dest / ".git" / "logs", ignore_errors=True)
 
 
 def borrowed_objects(clone: Path) -> list[str]:

@@ -452,7 +452,14 @@ def evaluate(
         backend,
     )
     evaluated = {i: p for i, p in predictions.items() if i in chosen or instance_log_dir(opts, p, i).exists()}
-    report = run_report(rows, evaluated, opts, skipped)
+    return write_run_report(rows, evaluated, opts, skipped)
+
+
+def write_run_report(
+    rows: list[TaskInstance], predictions: dict[str, Prediction], opts: EvalOptions, skipped: dict[str, str]
+) -> tuple[dict, Path]:
+    """The run report of `predictions` (of one model), where SWE-bench writes it: <report_dir>/<model>.<run_id>.json."""
+    report = run_report(rows, predictions, opts, skipped)
     model = model_folder(next(iter(predictions.values())).model_name_or_path) if predictions else "none"
     path = opts.report_dir / f"{model}.{opts.run_id}.json"
     write_atomic(path, json.dumps(report, indent=2))

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from repoforge.env.python import available_pythons
-from repoforge.git.repo import borrowed_objects, git
+from repoforge.git.repo import borrowed_objects, isolated_checkout
 from repoforge.locks import exclusive
 from repoforge.names import docker_tag
 from repoforge.sandbox import SandboxError
@@ -311,12 +311,7 @@ def ensure_instance(repo: Path, commit: str, env_ref: str, instance_id: str) -> 
             return ref
         with tempfile.TemporaryDirectory(prefix="repoforge-testbed-") as tmp:
             tree = Path(tmp) / "testbed"
-            tree.mkdir()
-            git(tree, "init", "-q")
-            git(tree, "fetch", "-q", "--depth", "1", f"file://{repo.resolve()}", commit)
-            git(tree, "-c", "advice.detachedHead=false", "checkout", "-q", "--detach", commit)
-            (tree / ".git" / "FETCH_HEAD").unlink(missing_ok=True)
-            shutil.rmtree(tree / ".git" / "logs", ignore_errors=True)
+            isolated_checkout(repo, commit, tree)
             archive = Path(tmp) / "testbed.tar"
             with tarfile.open(archive, "w") as tar:
                 tar.add(tree, arcname="testbed")

@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 
 from repoforge.env.python import available_pythons, inspect_interpreter
-from repoforge.git.repo import borrowed_objects, checkout
+from repoforge.git.repo import borrowed_objects, isolated_checkout
 from repoforge.sandbox.base import (
     MAX_OUTPUT,
     RESTORE_GENERATED,
@@ -254,9 +254,8 @@ class ProcessBackend:
         work.mkdir(parents=True, exist_ok=True)
         # A folder of its own, even for a second sandbox of the instance in this process (the gold patch's run).
         worktree = Path(tempfile.mkdtemp(prefix=f"{instance_id}-", dir=work))
-        checkout(repo, commit, worktree)
-        # The checkout borrows the repository's objects: git inside the sandbox must see them.
-        sandbox = ProcessSandbox(worktree, venv=Path(env_ref), readonly=[repo.resolve()], network=network)
+        isolated_checkout(repo, commit, worktree)
+        sandbox = ProcessSandbox(worktree, venv=Path(env_ref), network=network)
         sandbox.exec(RESTORE_GENERATED)
         return sandbox
 
