@@ -45,20 +45,16 @@ FIX = [
 ]
 
 
-def run_rollout(forged, reply, instance_id: str = FIX_ID, sandbox: str = "process", **limits):
-    """One rollout through the real loop and engine, against the double: (trajectory, requests)."""
-    tmp, store, rows = forged
-    opts = EvalOptions(
-        run_id="agent-test",
-        store=store,
-        log_dir=tmp / "logs",
-        report_dir=tmp,
-        repo_mirror=tmp / "mirror",
-        sandbox=sandbox,
-    )
-    config = load_config(**limits)
+def environment(forged, **limits) -> AgentEnv:
+    tmp, store, _ = forged
+    opts = EvalOptions(run_id="agent-test", store=store, log_dir=tmp / "logs", repo_mirror=tmp / "mirror")
+    return AgentEnv(load_config(**limits), opts.model_copy(update={"sandbox": "process"}))
+
+
+def run_rollout(forged, reply, **limits):
+    """One rollout of FIX_ID through the real loop and engine, against the double: (trajectory, requests)."""
     with openai_double(reply) as (url, requests):
-        trajectory = rollout(AgentEnv(config, opts), make_model(double_model(url)), rows[instance_id])
+        trajectory = rollout(environment(forged, **limits), make_model(double_model(url)), forged[2][FIX_ID])
     return trajectory, requests
 
 
@@ -215,6 +211,24 @@ def test_a_local_engine_gives_the_token_ids_and_loss_mask(forged, model_store, t
     assert len(step["token_ids"]) == len(step["logprobs"]) == step["usage"]["completion_tokens"] <= 24
     assert trajectory["token_ids"] == step["prompt_token_ids"] + step["token_ids"]
     assert trajectory["loss_mask"] == [0] * len(step["prompt_token_ids"]) + [1] * len(step["token_ids"])
+
+
+def test_the_environment_as_a_trainer_drives_it_and_its_reward(forged):
+    env = environment(forged)
+    rewards = []
+    for script in (FIX, [call("finish")]):  # the fix, then nothing: each rollout is graded afresh
+        with openai_double(replaying(script)) as (url, _):
+            model = make_model(double_model(url))
+            first = env.reset(forged[2][FIX_ID])
+            assert [m["role"] for m in first] == ["system", "user"] and "difference" in first[1]["content"]
+            done = False
+            while not done:
+                observation, done, info = env.step(model.chat(env.messages, tools=env.tools))
+                assert observation == env.messages[-len(observation) :]
+        assert info["exit_reason"] == "submitted"
+        rewards.append(env.reward())
+    env.close()
+    assert rewards == [1.0, 0.0]
 
 
 def test_the_text_format_when_the_model_gives_no_tool_calls(forged):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -32,17 +33,41 @@ def test_repoforge_serve_answers_the_openai_client(served):
 
 
 def test_the_server_ends_with_the_process_that_started_it(model_store):
-    """Killed outright (as Ray's SIGTERM handler ends a worker: at once), `repoforge serve` leaves no server behind."""
+    """Killed outright (as Ray's SIGTERM handler ends a worker: at once) in the middle of a long answer, `repoforge
+    serve` leaves no server behind, answering or not."""
     serve = subprocess.Popen([REPOFORGE, "serve", "--store", str(model_store)], stdout=subprocess.PIPE, text=True)
     lines = [serve.stdout.readline() for _ in range(2)]
     [base_url] = [line.split(": ", 1)[1].strip() for line in lines if line.startswith("base URL:")]
+    [model] = [line.split(": ", 1)[1].strip() for line in lines if line.startswith("model:")]
     assert Server.answering(base_url)
+    servers = Path(f"/proc/{serve.pid}/task/{serve.pid}/children").read_text().split()
+    assert servers
+    client = OpenAI(base_url=base_url, api_key="none", max_retries=0)
+    long_answer = dict(model=model, messages=[{"role": "user", "content": "Count to 10000."}], max_tokens=4000)
+    threading.Thread(
+        target=lambda: _ignoring_errors(client.chat.completions.create, **long_answer), daemon=True
+    ).start()
+    time.sleep(5)  # generating
     serve.kill()
     serve.wait()
     deadline = time.monotonic() + 30
-    while Server.answering(base_url) and time.monotonic() < deadline:
+    while any(map(_running, servers)) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not Server.answering(base_url)
+    assert not any(map(_running, servers))
+
+
+def _running(pid: str) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _ignoring_errors(function, **arguments) -> None:
+    try:
+        function(**arguments)
+    except Exception:
+        pass  # the server was killed under the request: what the test does
 
 
 def test_describe_end_to_end_with_the_embedded_model(served, instance, tmp_path):

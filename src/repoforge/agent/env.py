@@ -5,7 +5,9 @@ happened. The reward is the harness's verdict on the final diff (grade)."""
 from __future__ import annotations
 
 import json
+import secrets
 import shlex
+import shutil
 import time
 from typing import NamedTuple
 
@@ -13,7 +15,7 @@ from repoforge.agent.actions import Action, read_actions
 from repoforge.agent.config import AgentConfig
 from repoforge.agent.tools import Outcome, Tools
 from repoforge.agent.trajectory import ActionRecord, StepRecord, Trajectory, Verdict, token_sequence
-from repoforge.harness.evaluate import EvalOptions, environment, evaluate_one
+from repoforge.harness.evaluate import EvalOptions, environment, evaluate_one, instance_log_dir
 from repoforge.llm import ChatResult, Message, ModelConfig, Usage
 from repoforge.mine import is_test_path
 from repoforge.sandbox import SandboxError, get_backend
@@ -48,13 +50,13 @@ class AgentEnv:
         self.close()
         self.row, self.messages, self.steps = row, [], []
         self.turn, self.done, self.exit_reason, self.error, self.patch = 0, False, "", None, ""
-        self.started = time.monotonic()
+        self.started, self.rollout_id = time.monotonic(), secrets.token_hex(6)
         backend = get_backend(self.opts.sandbox)
         repo, _, env_ref = environment(row, self.opts, backend, [])
         self.sandbox = backend.instance_sandbox(
             repo, row.base_commit, env_ref, row.instance_id, self.opts.store / "work"
         )
-        self.editor = Tools(self.sandbox, self.config)
+        self.toolbox = Tools(self.sandbox, self.config)
         self.clock = time.monotonic()  # the rollout's seconds count from here: a first build is not the agent's
         self.setup_seconds = self.clock - self.started
         prompts, root = self.config.prompts, self.sandbox.root
@@ -115,7 +117,7 @@ class AgentEnv:
 
     def _run(self, action: Action, records: list[ActionRecord]) -> Outcome:
         left = self.config.limits.total_seconds - (time.monotonic() - self.clock)
-        outcome = self.editor.run(action, left)
+        outcome = self.toolbox.run(action, left)
         records.append(
             ActionRecord(tool=action.name, arguments=action.arguments, seconds=outcome.seconds, error=outcome.error)
         )
@@ -199,8 +201,9 @@ class AgentEnv:
         )
 
     def reward(self) -> float:
-        """1 if the harness resolves the rollout's patch, else 0."""
-        prediction = Prediction(instance_id=self.row.instance_id, model_name_or_path="agent", model_patch=self.patch)
+        """1 if the harness resolves the rollout's patch, else 0 (logs under opts.log_dir, as `agent-<rollout id>`)."""
+        name = f"agent-{self.rollout_id}"
+        prediction = Prediction(instance_id=self.row.instance_id, model_name_or_path=name, model_patch=self.patch)
         return float(grade(self.row, prediction, self.opts).resolved)
 
     def close(self) -> None:
@@ -215,7 +218,9 @@ def sample_name(model: str, sample: int) -> str:
 
 
 def grade(row: TaskInstance, prediction: Prediction, opts: EvalOptions) -> Verdict:
-    """The harness's verdict on a prediction, its logs under opts.log_dir as for `repoforge eval`."""
+    """The harness's verdict on a prediction, its logs under opts.log_dir as for `repoforge eval`: graded afresh,
+    whatever an earlier patch of the same name left there."""
+    shutil.rmtree(instance_log_dir(opts, prediction, row.instance_id), ignore_errors=True)
     report = evaluate_one(row, prediction, opts)
     return Verdict(run_id=opts.run_id, resolved=report.resolved, error=report.error or None)
 

@@ -103,8 +103,9 @@ class Server:
 
 def _die_with_parent() -> None:
     """The server ends with the process that started it, however that ends: killed, or by Ray's SIGTERM handler,
-    which exits at once and runs no `finally`."""
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    which exits at once and runs no `finally`. SIGKILL: on SIGTERM the server would first finish the generations in
+    flight (minutes on a CPU) for a client that is gone."""
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _transformers_command() -> str:
