@@ -188,7 +188,8 @@ def test_the_embedded_model_drives_the_loop_to_a_clean_stop(forged, served, tmp_
     assert trajectory["tools"] == [] and '"command": {"type": "string"' in trajectory["messages"][0]["content"]
     assert trajectory["verdict"]["error"] is None
     [prediction] = [json.loads(line) for line in (out / "preds.jsonl").read_text().splitlines()]
-    assert prediction["instance_id"] == FIX_ID and prediction["model_name_or_path"] == model
+    assert prediction["instance_id"] == FIX_ID and prediction["model_name_or_path"] == "SmolLM2-135M-Instruct"
+    assert (out / "SmolLM2-135M-Instruct.agent.json").is_file() and model.endswith("/SmolLM2-135M-Instruct")
 
 
 def test_a_local_engine_gives_the_token_ids_and_loss_mask(forged, model_store, tmp_path):

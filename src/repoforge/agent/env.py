@@ -175,7 +175,7 @@ class AgentEnv:
             completion_tokens=sum(s.usage.completion_tokens for s in self.steps),
         )
         token_ids, loss_mask = token_sequence(self.steps)
-        name = model.model or "model"
+        name = model.short_name
         return Trajectory(
             instance_id=self.row.instance_id,
             sample=sample,

@@ -136,6 +136,6 @@ def _write_outputs(rows: list[TaskInstance], done: dict[str, Trajectory], opts: 
                 "resolved": report["resolved_instances"],
                 "errors": report["error_instances"],
             }
-        summary["samples"][sample_name(opts.model.model or "model", sample)] = entry
+        summary["samples"][sample_name(opts.model.short_name, sample)] = entry
     write_atomic(opts.out / "summary.json", json.dumps(summary, indent=2))
     return summary

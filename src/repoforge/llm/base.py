@@ -61,6 +61,11 @@ class ModelConfig(BaseModel):
     price_input: float = 0.0
     price_output: float = 0.0
 
+    @property
+    def short_name(self) -> str:
+        """The model's name in predictions and reports: a local folder's own name, else the endpoint's model name."""
+        return self.model.rstrip("/").rsplit("/", 1)[-1] if self.model.startswith("/") else self.model or "model"
+
     def cost_of(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.price_input + completion_tokens * self.price_output) / 1e6
 
