@@ -131,7 +131,6 @@ class Tools:
         if self.sandbox.exec(f"test -e {shlex.quote(path)}", timeout=60).exit_code == 0:
             raise ToolError(f"{path} exists: edit it with str_replace or insert")
         self.sandbox.write_file(path, text)
-        self.history.setdefault(path, [])
         return f"created {path}"
 
     def replace(self, path: str, old: str, new: str) -> str:
