@@ -137,13 +137,13 @@ def test_sft_data_keeps_exactly_the_resolved_trajectories(forged, tmp_path):
         return replaying([call("finish")])(body)
 
     with openai_double(reply) as (url, _):
-        ran = subprocess.run(
-            [REPOFORGE, "agent", "run", "--dataset", str(tmp / "forged" / "instances.jsonl"), "-o", str(out)]
-            + ["--base-url", url, "--model", "double", "--sandbox", "process", "--store", str(store)]
-            + ["--repo-mirror", str(tmp / "mirror"), "--samples", "2"],
-            capture_output=True,
-            text=True,
-        )
+        command = [REPOFORGE, "agent", "run", "--dataset", str(tmp / "forged" / "instances.jsonl"), "-o", str(out)]
+        command += ["--base-url", url, "--model", "double", "--sandbox", "process", "--store", str(store)]
+        command += ["--repo-mirror", str(tmp / "mirror"), "--samples", "2"]
+        first = subprocess.run(command + ["-i", FIX_ID], capture_output=True, text=True)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert [json.loads(line)["instance_id"] for line in (out / "preds.jsonl").read_text().splitlines()] == [FIX_ID]
+        ran = subprocess.run(command, capture_output=True, text=True)  # the rest, added to the same folder
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert len(list((out / "trajectories").glob("*/*.json"))) == 2 * len(rows)
     reports = [out / "double.agent.json", out / "double-sample1.agent.json"]

@@ -492,11 +492,9 @@ def agent_run(
         console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
     rows = _read_rows(dataset)
-    if instance_ids:
-        if unknown := sorted(set(instance_ids) - {row.instance_id for row in rows}):
-            console.print(f"[red]--instance-ids: not in the dataset: {escape(', '.join(unknown))}[/red]")
-            raise typer.Exit(2)
-        rows = [row for row in rows if row.instance_id in instance_ids]
+    if unknown := sorted(set(instance_ids or ()) - {row.instance_id for row in rows}):
+        console.print(f"[red]--instance-ids: not in the dataset: {escape(', '.join(unknown))}[/red]")
+        raise typer.Exit(2)
     settings = dict(
         api_key_env=api_key_env,
         context_tokens=agent_config.limits.context_tokens,
@@ -507,7 +505,7 @@ def agent_run(
         opts = AgentRunOptions(
             out=out, model=model_config, config=agent_config, eval=eval_opts, samples=samples, evaluate=evaluate
         )
-        summary = run_agent(rows, opts, workers, ray_address)
+        summary = run_agent(rows, opts, workers, ray_address, set(instance_ids) if instance_ids else None)
     table = Table(title="agent")
     for name in ("sample", "rollouts", "resolved", "errors", "exit reasons", "cost $"):
         table.add_column(name)

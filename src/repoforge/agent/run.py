@@ -72,15 +72,23 @@ def rollout_and_grade(item: tuple[TaskInstance, int], opts: AgentRunOptions) -> 
     return trajectory
 
 
-def run_agent(rows: list[TaskInstance], opts: AgentRunOptions, workers: int, ray_address: str | None) -> dict:
-    """Every (instance, sample) rolled out and graded; the predictions files and run reports written; a summary."""
+def run_agent(
+    rows: list[TaskInstance],
+    opts: AgentRunOptions,
+    workers: int,
+    ray_address: str | None,
+    instance_ids: set[str] | None = None,
+) -> dict:
+    """Every (instance, sample) rolled out and graded (of `instance_ids` only, if given); the predictions files and
+    run reports written of every rollout in OUT, so that runs on parts of the dataset add up; a summary."""
     from repoforge.sandbox import get_backend
 
     backend = get_backend(opts.eval.sandbox).name
     opts = opts.model_copy(update={"eval": opts.eval.model_copy(update={"sandbox": backend})})  # decided once
     items = [(row, k) for row in rows for k in range(opts.samples)]
     kept = {_key(item): _read(trajectory_path(opts.out, item[0].instance_id, item[1])) for item in items}
-    todo = [item for item in items if not _finished(kept[_key(item)], opts.evaluate)]
+    chosen = [item for item in items if instance_ids is None or item[0].instance_id in instance_ids]
+    todo = [item for item in chosen if not _finished(kept[_key(item)], opts.evaluate)]
     done = {key: t for key, t in kept.items() if t is not None and _finished(t, opts.evaluate)}
 
     def record(item, outcome) -> None:
