@@ -50,7 +50,7 @@ class AgentEnv:
         self.close()
         self.row, self.messages, self.steps = row, [], []
         self.turn, self.done, self.exit_reason, self.error, self.patch = 0, False, "", None, ""
-        self.started, self.rollout_id = time.monotonic(), secrets.token_hex(6)
+        self.started, self.rollout_id, self.setup_seconds = time.monotonic(), secrets.token_hex(6), 0.0
         backend = get_backend(self.opts.sandbox)
         repo, _, env_ref = environment(row, self.opts, backend, [])
         self.sandbox = backend.instance_sandbox(
@@ -192,7 +192,7 @@ class AgentEnv:
             cost=model.cost_of(usage.prompt_tokens, usage.completion_tokens),
             seconds={
                 "total": round(time.monotonic() - self.started, 3),
-                "setup": round(getattr(self, "setup_seconds", 0.0), 3),
+                "setup": round(self.setup_seconds, 3),
                 "model": round(sum(s.model_seconds for s in self.steps), 3),
                 "sandbox": round(sum(s.sandbox_seconds for s in self.steps), 3),
             },
