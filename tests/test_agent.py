@@ -347,3 +347,14 @@ def test_an_endpoint_that_fails_mid_run_ends_the_rollout_and_keeps_the_work(forg
     trajectory, requests = run_rollout(forged, replaying(script))
     assert trajectory.exit_reason == "model_error" and "500" in trajectory.error
     assert len(trajectory.steps) == 1 and "+    return a + b" in trajectory.prediction.model_patch
+
+
+def test_the_tool_schemas_are_valid_json_schema():
+    """A description holding a comma once became a key of its own in YAML's flow style ({"run with bash -c.": null})."""
+    tools = {tool["function"]["name"]: tool["function"]["parameters"] for tool in load_config().tools}
+    assert tools["execute_bash"]["properties"] == {
+        "command": {"type": "string", "description": "The command, run with bash -c."}
+    }
+    for parameters in tools.values():
+        for schema in parameters["properties"].values():
+            assert None not in schema.values() and set(schema) <= {"type", "description", "enum", "items"}
