@@ -171,3 +171,27 @@ def served(model_store):
             serve.pid, signal.SIGINT
         )  # the server goes with it, even where SIGINT came ignored (a background job)
         assert serve.wait(timeout=30) == 0
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer model and a tokenizer trained on the spot (repoforge.train.tiny)."""
+    from repoforge.train.tiny import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="module")
+def forged(tmp_path_factory, store):
+    """(folder, store, {instance_id: row}) of the calcpkg example forged on the process backend; its repository
+    under folder/mirror."""
+    import calcpkg
+
+    from repoforge.forge import ForgeOptions, forge
+    from repoforge.harness.dataset import load_dataset
+
+    tmp = tmp_path_factory.mktemp("forged")
+    repo = calcpkg.build(tmp / "mirror" / "example__calcpkg")
+    forge([str(repo.path)], ForgeOptions(out=tmp / "forged", store=store, timeout=15, sandbox="process"))
+    rows, _ = load_dataset(tmp / "forged" / "instances.jsonl")
+    return tmp, store, {row.instance_id: row for row in rows}

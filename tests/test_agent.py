@@ -7,16 +7,13 @@ import json
 import subprocess
 import time
 
-import calcpkg
 import pytest
 from conftest import REPOFORGE
 from openai_double import call, double_model, openai_double, replaying
 
 from repoforge.agent.config import load_config
-from repoforge.agent.env import AgentEnv
+from repoforge.agent.env import AgentEnv, grade
 from repoforge.agent.loop import rollout
-from repoforge.forge import ForgeOptions, forge
-from repoforge.harness.dataset import load_dataset
 from repoforge.harness.evaluate import EvalOptions
 from repoforge.llm import make_model
 from repoforge.sandbox.docker import engine_answers
@@ -24,15 +21,6 @@ from repoforge.sandbox.docker import engine_answers
 pytestmark = pytest.mark.slow
 FIX_ID = "example__calcpkg-12"  # add() returned the difference
 CALC = "src/calcpkg/calc.py"
-
-
-@pytest.fixture(scope="module")
-def forged(tmp_path_factory, store):
-    tmp = tmp_path_factory.mktemp("agent")
-    repo = calcpkg.build(tmp / "mirror" / "example__calcpkg")
-    forge([str(repo.path)], ForgeOptions(out=tmp / "forged", store=store, timeout=15, sandbox="process"))
-    rows, _ = load_dataset(tmp / "forged" / "instances.jsonl")
-    return tmp, store, {row.instance_id: row for row in rows}
 
 
 # What an agent does to fix FIX_ID: look around, read the history, fix, write a test of its own, finish.
@@ -107,7 +95,7 @@ def test_a_replayed_fix_becomes_a_prediction_that_eval_resolves(forged, sandbox,
     assert all(step["model_seconds"] > 0 and step["sandbox_seconds"] >= 0 for step in trajectory["steps"])
     assert trajectory["usage"] == {"prompt_tokens": 100 * len(FIX), "completion_tokens": 10 * len(FIX)}
     assert trajectory["cost"] == pytest.approx((100 * 1.0 + 10 * 2.0) * len(FIX) / 1e6)
-    assert trajectory["verdict"] == {"run_id": "agent", "resolved": True, "error": None}
+    assert trajectory["verdict"] == {"run_id": "agent", "resolved": True, "error": None, "fail_to_pass": 1.0}
     patch = trajectory["prediction"]["model_patch"]
     assert "+    return a + b" in patch and "test_mine" not in patch  # the agent's own test is left out
 
@@ -230,6 +218,22 @@ def test_the_environment_as_a_trainer_drives_it_and_its_reward(forged):
         rewards.append(env.reward())
     env.close()
     assert rewards == [1.0, 0.0]
+
+
+def test_the_prediction_leaves_out_what_the_agents_commands_left_behind(forged):
+    """Running the tests writes bytecode, installing writes egg-info, and a repository need not ignore them; a binary
+    file is no patch the harness takes. The prediction is the source change alone, and it resolves."""
+    litter = (
+        "python -m compileall -q src && "
+        "mkdir -p src/calcpkg.egg-info .pytest_cache/v && echo calcpkg > src/calcpkg.egg-info/top_level.txt && "
+        "echo {} > .pytest_cache/v/lastfailed && printf 'B\\000I\\001N' > src/calcpkg/table.bin && ls src/calcpkg"
+    )
+    script = [FIX[2], call("execute_bash", command=litter), call("finish")]
+    trajectory, _ = run_rollout(forged, replaying(script))
+    assert "__pycache__" in observations(trajectory)[1]  # the bytecode was written
+    patch = trajectory.prediction.model_patch
+    assert [line for line in patch.splitlines() if line.startswith("diff --git")] == [f"diff --git a/{CALC} b/{CALC}"]
+    assert grade(forged[2][FIX_ID], trajectory.prediction, environment(forged).opts).resolved
 
 
 def test_the_text_format_when_the_model_gives_no_tool_calls(forged):

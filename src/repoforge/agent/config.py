@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from repoforge.llm import Sampling
 
@@ -14,6 +14,8 @@ DEFAULT = Path(__file__).with_name("config.yaml")
 
 
 class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt limit is an error, not ignored
+
     turns: int = Field(gt=0)
     command_seconds: float = Field(gt=0)
     total_seconds: float = Field(gt=0)

@@ -5,6 +5,7 @@ happened. The reward is the harness's verdict on the final diff (grade)."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shlex
 import shutil
@@ -23,6 +24,8 @@ from repoforge.sandbox.base import NEUTRAL_GIT, Sandbox
 from repoforge.schema import Prediction, TaskInstance
 
 CHARS_PER_TOKEN = 3  # a cautious guess of what text not yet tokenized will take
+# What running and installing a project leaves in its tree; never part of a fix
+LEFT_BY_TOOLS = re.compile(r"(^|/)(__pycache__|\.pytest_cache|\.mypy_cache|\.ruff_cache|\.tox|\.nox|[^/]+\.egg-info)/")
 
 
 class StepResult(NamedTuple):
@@ -148,12 +151,18 @@ class AgentEnv:
                 self.error = self.error or f"the diff could not be read: {exc}"
 
     def final_diff(self) -> str:
-        """The working tree against the base commit, without the test files the agent wrote or changed."""
+        """The working tree against the base commit: the source the agent changed, without the test files it wrote,
+        the binary files and the caches its commands left (bytecode, egg-info: a repository need not ignore them)."""
         base = shlex.quote(self.row.base_commit)
         listed = self.sandbox.exec(
-            f"{NEUTRAL_GIT}git add -A 2>/dev/null; git diff --cached --name-only -z --no-renames {base}", timeout=120
+            f"{NEUTRAL_GIT}git add -A 2>/dev/null; git diff --cached --numstat -z --no-renames {base}", timeout=120
         )
-        kept = [path for path in listed.output.split("\0") if path.strip() and not is_test_path(path)]
+        entries = [entry.split("\t", 2) for entry in listed.output.split("\0") if entry.count("\t") >= 2]
+        kept = [
+            path
+            for added, _, path in entries
+            if added != "-" and not is_test_path(path) and not LEFT_BY_TOOLS.search(path)
+        ]
         if listed.exit_code != 0 or not kept:
             return ""
         paths = " ".join(shlex.quote(path) for path in kept)
@@ -222,7 +231,9 @@ def grade(row: TaskInstance, prediction: Prediction, opts: EvalOptions) -> Verdi
     whatever an earlier patch of the same name left there."""
     shutil.rmtree(instance_log_dir(opts, prediction, row.instance_id), ignore_errors=True)
     report = evaluate_one(row, prediction, opts)
-    return Verdict(run_id=opts.run_id, resolved=report.resolved, error=report.error or None)
+    passed, required = len(report.tests_status["FAIL_TO_PASS"].success), len(row.FAIL_TO_PASS)
+    share = passed / required if required and not report.error and not report.tampering else 0.0
+    return Verdict(run_id=opts.run_id, resolved=report.resolved, error=report.error or None, fail_to_pass=share)
 
 
 def _assistant_message(output: ChatResult) -> Message:

@@ -32,6 +32,7 @@ class Verdict(BaseModel):
     run_id: str
     resolved: bool = False
     error: str | None = None  # the harness could not grade the patch (its report.error)
+    fail_to_pass: float = 0.0  # the share of FAIL_TO_PASS tests that pass (partial credit for RL)
 
 
 class Trajectory(BaseModel):
