@@ -12,13 +12,12 @@ $(VENV)/.ready: pyproject.toml scripts/setup.sh
 
 setup: $(VENV)/.ready
 
+# The whole loop on the bundled example (examples/pipeline.yaml): forge, describe, label, filter, agent, eval (the
+# gold patches of what forge made, and the agent's), sft-data, sft, rl; then the RL run's figures.
 demo: setup
 	$(PY) examples/calcpkg.py demo-out/calcpkg
-	$(VENV)/bin/repoforge forge demo-out/calcpkg -o demo-out/forged --timeout 30
-	$(VENV)/bin/repoforge eval --dataset demo-out/forged/instances.jsonl --predictions gold --run-id demo \
-		--log-dir demo-out/logs/run_evaluation --report-dir demo-out
-	$(VENV)/bin/repoforge agent run --dataset demo-out/forged/instances.jsonl -o demo-out/agent \
-		--tool-mode text --max-turns 2 --max-tokens 64
+	$(VENV)/bin/repoforge pipeline examples/pipeline.yaml
+	$(VENV)/bin/repoforge plot demo-out/pipeline/rl -o demo-out/plots
 
 test: setup lint
 	$(VENV)/bin/python -m pytest -q -ra

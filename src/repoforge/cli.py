@@ -6,7 +6,6 @@ import json
 import signal
 import sys
 import time
-from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from repoforge import forge as pipeline
+from repoforge import forge as forging
 from repoforge import store
 from repoforge.sandbox import get_backend
 
@@ -41,17 +40,58 @@ RayAddress = Annotated[Optional[str], typer.Option(help="A Ray cluster (host:por
 Sandbox = Annotated[str, typer.Option("--sandbox", help="auto (docker when an engine answers) | process | docker.")]
 
 
-def _options(out: Path, store: Optional[Path], **kwargs) -> pipeline.ForgeOptions:
+def _options(out: Path, store: Optional[Path], **kwargs) -> forging.ForgeOptions:
     values = {k: v for k, v in kwargs.items() if v is not None}
     if store is not None:
         values["store"] = store
-    return pipeline.ForgeOptions(out=out, **values)
+    return forging.ForgeOptions(out=out, **values)
 
 
 def _check_sandbox(sandbox: str) -> str:
     if sandbox not in ("auto", "process", "docker"):
         raise typer.BadParameter(f"{sandbox!r}: choose auto, process or docker", param_hint="--sandbox")
     return sandbox
+
+
+PIPELINE_HELP = """The whole loop, from repositories to a trained policy, as CONFIG says.
+
+Stages, in order, each the command of its name run on what the stages before it wrote:
+  forge      sources -> validated instances
+  describe   issue-style problem statements
+  label      SPICE's labels (clarity, test validity, difficulty)
+  filter     the rows whose labels are within bounds
+  agent      rollouts of the model on those rows
+  eval       the agent's predictions graded (and the gold patches of what forge made)
+  sft-data   the resolved trajectories
+  sft        the base model trained on them (skipped when none resolved)
+  rl         RL from sft's checkpoint, else from the base model
+
+CONFIG (YAML or TOML; unknown keys refused): sources; out (relative paths are the config file's folder's); store, \
+repo_mirror, sandbox, timeout, ray_address; model (engine, base_url, model, api_key_env, max_retries, price_input, \
+price_output: by default the embedded model, served on loopback once for the run); one section per stage with its \
+command's options (forge, describe, label, filter, agent, eval), sft (train sft's options; model: the model \
+trained), rl (train rl's options); stages (those to run, by default all).
+
+Each stage writes under OUT/<stage>/ and, once finished, OUT/<stage>/done.json: a rerun skips it. \
+OUT/pipeline.json holds each stage's status (done, skipped, failed), seconds, and summary or reason; a failure \
+stops the run, and the next run continues from the stage that failed."""
+
+
+@app.command("pipeline", help=PIPELINE_HELP)
+def pipeline_run(
+    config: Annotated[Path, typer.Argument(help="A YAML or TOML file like examples/pipeline.yaml.")],
+) -> None:
+    from repoforge.pipeline import ConfigError, load_config, run_pipeline
+
+    try:
+        settings = load_config(config)
+    except ConfigError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+    records = run_pipeline(settings)
+    console.print(f"stages: [bold]{settings.out / 'pipeline.json'}[/bold]")
+    if any(record.status == "failed" for record in records.values()):
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -81,7 +121,7 @@ def forge(
         sandbox=_check_sandbox(sandbox),
         ray_address=ray_address,
     )
-    report = pipeline.forge(sources, opts)
+    report = forging.forge(sources, opts)
     _print_report(report)
     if not report["sources"]:
         console.print("[red]no usable source: nothing was forged[/red]")
@@ -104,7 +144,7 @@ def mine(
         out, store, repo_mirror=repo_mirror, max_candidates=max_candidates, max_commits=max_commits, until=until
     )
     opts.out.mkdir(parents=True, exist_ok=True)
-    candidates = pipeline.mine_sources(sources, opts)
+    candidates = forging.mine_sources(sources, opts)
     console.print(f"{len(candidates)} candidates in {out / 'candidates.jsonl'}")
 
 
@@ -116,10 +156,10 @@ def build(
     opts = _options(out, store, workers=workers)
     candidates = _mined(out)
     name = get_backend(_check_sandbox(sandbox)).name
-    pipeline.run_all(
-        candidates, lambda c: pipeline.build_one(c, opts, get_backend(name)), opts.workers, "build", ray_address, name
+    forging.run_all(
+        candidates, lambda c: forging.build_one(c, opts, get_backend(name)), opts.workers, "build", ray_address, name
     )
-    _print_report(pipeline.assemble(opts, time.monotonic()))
+    _print_report(forging.assemble(opts, time.monotonic()))
 
 
 @app.command()
@@ -135,15 +175,15 @@ def validate(
     opts = _options(out, store, workers=workers, timeout=timeout)
     candidates = _mined(out)
     name = get_backend(_check_sandbox(sandbox)).name
-    pipeline.run_all(
+    forging.run_all(
         candidates,
-        lambda c: pipeline.forge_one(c, opts, get_backend(name)),
+        lambda c: forging.forge_one(c, opts, get_backend(name)),
         opts.workers,
         "validate",
         ray_address,
         name,
     )
-    _print_report(pipeline.assemble(opts, time.monotonic()))
+    _print_report(forging.assemble(opts, time.monotonic()))
 
 
 @app.command("eval")
@@ -231,10 +271,9 @@ BaseUrl = Annotated[
 
 
 def _served_folder(model: Optional[str], store: Optional[Path]) -> Path:
-    from repoforge.forge import default_store
-    from repoforge.llm.embedded import model_folder
+    from repoforge.pipeline import served_folder
 
-    return Path(model).resolve() if model else model_folder(store or default_store())
+    return served_folder(model, store or forging.default_store())
 
 
 @app.command()
@@ -282,24 +321,14 @@ def _read_rows(dataset: Path) -> list:
     return rows
 
 
-@contextmanager
 def _model_config(engine: str, model: Optional[str], base_url: Optional[str], store: Path, **settings):
-    """The ModelConfig a command asks: the endpoint at base_url; without one, the local model (the embedded one by
-    default) served on loopback for the run, or run in-process (--engine local)."""
-    from repoforge.llm import ModelConfig
-    from repoforge.llm.serve import Server
+    """The ModelConfig a command asks, as a context: the endpoint at base_url; without one, the local model (the
+    embedded one by default) served on loopback for the run, or run in-process (--engine local)."""
+    from repoforge.pipeline import served_model
 
     if engine not in ("openai", "local"):
         raise typer.BadParameter(f"{engine!r}: choose openai or local", param_hint="--engine")
-    folder = _served_folder(model, store) if base_url is None else None
-    server = Server(folder, log=store / "serve.log") if folder and engine == "openai" else None
-    with server or nullcontext():
-        yield ModelConfig(
-            engine=engine,
-            model=server.model if server else str(folder or model or ""),
-            base_url=server.base_url if server else base_url,
-            **settings,
-        )
+    return served_model(engine, model, base_url, store, **settings)
 
 
 @app.command()
@@ -421,6 +450,55 @@ agent_app = typer.Typer(help="Run the SWE agent on instances and collect its tra
 app.add_typer(agent_app, name="agent")
 
 
+AgentConfigFile = Annotated[
+    Optional[Path], typer.Option(help="Prompts, tools and limits: a file like agent/config.yaml, merged over it.")
+]
+MaxTurns = Annotated[Optional[int], typer.Option(min=1, help="Model answers per rollout.")]
+CommandSeconds = Annotated[Optional[float], typer.Option(help="Seconds one shell command may take.")]
+TotalSeconds = Annotated[Optional[float], typer.Option(help="Seconds one rollout may take.")]
+AgentContext = Annotated[Optional[int], typer.Option(help="The model's context: prompt and answer.")]
+ObservationChars = Annotated[Optional[int], typer.Option(help="Characters of a tool output shown.")]
+AnswerTokens = Annotated[Optional[int], typer.Option(min=1, help="Tokens per answer.")]
+ToolMode = Annotated[
+    Optional[str],
+    typer.Option(help="auto (tools offered natively, text read too) | text (tools described in the prompt only)."),
+]
+EvalTimeout = Annotated[float, typer.Option(help="Seconds the test run of one evaluation may take.")]
+InstanceIds = Annotated[Optional[list[str]], typer.Option("--instance-ids", "-i", help="Only these instances.")]
+
+
+def _agent_setup(dataset: Path, out: Path, store: Optional[Path], config: Optional[Path], agent: dict, **evaluation):
+    """(store, agent config, EvalOptions) of an agent command; a bad config file or run id ends it."""
+    from repoforge.agent.config import load_config
+    from repoforge.forge import default_store
+    from repoforge.harness.dataset import sources_beside
+    from repoforge.harness.evaluate import EvalOptions
+
+    store = (store or default_store()).resolve()
+    try:
+        sampling = {"max_tokens": agent.pop("max_tokens"), "temperature": agent.pop("temperature", None)}
+        agent_config = load_config(config, tool_mode=agent.pop("tool_mode"), sampling=sampling, **agent)
+        eval_opts = EvalOptions(
+            store=store,
+            log_dir=out / "logs" / "run_evaluation",
+            report_dir=out,
+            sources_file=sources_beside(dataset),
+            **evaluation,
+        )
+    except (OSError, ValueError) as exc:  # a config file that is missing or wrong, a bad run id
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+    return store, agent_config, eval_opts
+
+
+def _chosen_rows(dataset: Path, instance_ids: Optional[list[str]]) -> list:
+    rows = _read_rows(dataset)
+    if unknown := sorted(set(instance_ids or ()) - {row.instance_id for row in rows}):
+        console.print(f"[red]--instance-ids: not in the dataset: {escape(', '.join(unknown))}[/red]")
+        raise typer.Exit(2)
+    return rows
+
+
 @agent_app.command("run")
 def agent_run(
     dataset: DatasetFile,
@@ -429,29 +507,22 @@ def agent_run(
     base_url: BaseUrl = None,
     engine: Engine = "openai",
     api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
-    instance_ids: Annotated[
-        Optional[list[str]], typer.Option("--instance-ids", "-i", help="Only these instances.")
-    ] = None,
+    instance_ids: InstanceIds = None,
     samples: Annotated[int, typer.Option(min=1, help="Rollouts per instance (each with its own seed).")] = 1,
-    config: Annotated[
-        Optional[Path], typer.Option(help="Prompts, tools and limits: a file like agent/config.yaml, merged over it.")
-    ] = None,
-    max_turns: Annotated[Optional[int], typer.Option(min=1, help="Model answers per rollout.")] = None,
-    command_seconds: Annotated[Optional[float], typer.Option(help="Seconds one shell command may take.")] = None,
-    total_seconds: Annotated[Optional[float], typer.Option(help="Seconds one rollout may take.")] = None,
-    context_tokens: Annotated[Optional[int], typer.Option(help="The model's context: prompt and answer.")] = None,
-    observation_chars: Annotated[Optional[int], typer.Option(help="Characters of a tool output shown.")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option(min=1, help="Tokens per answer.")] = None,
+    config: AgentConfigFile = None,
+    max_turns: MaxTurns = None,
+    command_seconds: CommandSeconds = None,
+    total_seconds: TotalSeconds = None,
+    context_tokens: AgentContext = None,
+    observation_chars: ObservationChars = None,
+    max_tokens: AnswerTokens = None,
     temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature.")] = None,
-    tool_mode: Annotated[
-        Optional[str],
-        typer.Option(help="auto (tools offered natively, text read too) | text (tools described in the prompt only)."),
-    ] = None,
+    tool_mode: ToolMode = None,
     price_input: PriceInput = 0.0,
     price_output: PriceOutput = 0.0,
     evaluate: Annotated[bool, typer.Option(help="Grade each rollout's patch with the harness as it ends.")] = True,
     run_id: Annotated[str, typer.Option(help="The evaluation's run id (logs and reports).")] = "agent",
-    timeout: Annotated[float, typer.Option(help="Seconds the test run of one evaluation may take.")] = 1800,
+    timeout: EvalTimeout = 1800,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Rollouts at once.")] = 2,
     store: Store = None,
     repo_mirror: Mirror = None,
@@ -461,40 +532,30 @@ def agent_run(
     """Roll out a model on every instance (the embedded model, served on loopback, unless --base-url or --model says
     otherwise): OUT/trajectories/<instance_id>/<k>.json, OUT/preds.jsonl for `repoforge eval` or SWE-bench's harness,
     and each rollout graded by the harness (OUT/<model>.<run_id>.json)."""
-    from repoforge.agent.config import load_config
     from repoforge.agent.run import AgentRunOptions, run_agent
-    from repoforge.forge import default_store
-    from repoforge.harness.dataset import sources_beside
-    from repoforge.harness.evaluate import EvalOptions
 
-    store = (store or default_store()).resolve()
-    limits = dict(
+    agent = dict(
         turns=max_turns,
         command_seconds=command_seconds,
         total_seconds=total_seconds,
         context_tokens=context_tokens,
         observation_chars=observation_chars,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        tool_mode=tool_mode,
     )
-    try:
-        sampling = {"max_tokens": max_tokens, "temperature": temperature}
-        agent_config = load_config(config, tool_mode=tool_mode, sampling=sampling, **limits)
-        eval_opts = EvalOptions(
-            run_id=run_id,
-            store=store,
-            log_dir=out / "logs" / "run_evaluation",
-            report_dir=out,
-            repo_mirror=repo_mirror,
-            sources_file=sources_beside(dataset),
-            sandbox=_check_sandbox(sandbox),
-            timeout=timeout,
-        )
-    except (OSError, ValueError) as exc:  # a config file that is missing or wrong, a bad run id
-        console.print(f"[red]{escape(str(exc))}[/red]")
-        raise typer.Exit(2) from None
-    rows = _read_rows(dataset)
-    if unknown := sorted(set(instance_ids or ()) - {row.instance_id for row in rows}):
-        console.print(f"[red]--instance-ids: not in the dataset: {escape(', '.join(unknown))}[/red]")
-        raise typer.Exit(2)
+    store, agent_config, eval_opts = _agent_setup(
+        dataset,
+        out,
+        store,
+        config,
+        agent,
+        run_id=run_id,
+        repo_mirror=repo_mirror,
+        sandbox=_check_sandbox(sandbox),
+        timeout=timeout,
+    )
+    rows = _chosen_rows(dataset, instance_ids)
     settings = dict(
         api_key_env=api_key_env,
         context_tokens=agent_config.limits.context_tokens,
@@ -531,24 +592,22 @@ def sft_data(
 ) -> None:
     """The trajectories whose patch resolved, as TRL's SFTTrainer reads them (messages with tool calls; the model's
     turns marked training: true, the tool outputs and the task false)."""
-    from repoforge.agent.sftdata import SftDataError, kept, resolved_by, sft_row
-    from repoforge.agent.sftdata import trajectories as read_trajectories
+    from repoforge.agent.sftdata import SftDataError
+    from repoforge.pipeline import sft_rows
 
     if not trajectories.is_dir():
         console.print(f"[red]{escape(str(trajectories))} is not a folder of trajectories[/red]")
         raise typer.Exit(2)
+    chosen = {row.instance_id for row in _read_rows(instances)} if instances else None
     try:
-        resolved = resolved_by(report)
+        rows, found, bad = sft_rows(trajectories, report, chosen)
     except SftDataError as exc:
         console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
-    found, bad = read_trajectories(trajectories)
     for problem in bad:
         console.print(f"[yellow]skipping {escape(problem)}[/yellow]")
-    chosen = {row.instance_id for row in _read_rows(instances)} if instances else None
-    rows = [sft_row(t) for t in found if kept(t, resolved) and (chosen is None or t.instance_id in chosen)]
-    pipeline.write_atomic(out, "".join(json.dumps(row) + "\n" for row in rows))
-    console.print(f"kept {len(rows)} of {len(found)} trajectories in [bold]{escape(str(out))}[/bold]")
+    forging.write_atomic(out, "".join(json.dumps(row) + "\n" for row in rows))
+    console.print(f"kept {len(rows)} of {found} trajectories in [bold]{escape(str(out))}[/bold]")
 
 
 @app.command("filter")
@@ -625,6 +684,191 @@ def _print_descriptions(rows: list) -> None:
             escape((record.error or record.github_error)[:80]),
         )
     console.print(table)
+
+
+train_app = typer.Typer(
+    help="Train the agent's model: SFT on resolved trajectories, RL on the harness's verdicts.", no_args_is_help=True
+)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("sft")
+def train_sft(
+    data: Annotated[Path, typer.Option(help="SFT rows (JSONL), as `repoforge sft-data` writes them.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Checkpoints, metrics.jsonl, summary.json and the model (OUT/final); a rerun resumes."
+        ),
+    ],
+    model: Annotated[
+        Optional[Path], typer.Option(help="The starting model folder (Hugging Face) \\[default: the embedded SmolLM2].")
+    ] = None,
+    epochs: Annotated[float, typer.Option(min=0, help="Passes over the rows (a fraction stops part way).")] = 1.0,
+    learning_rate: Annotated[float, typer.Option("--lr", help="AdamW's peak learning rate, decayed linearly.")] = 2e-5,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per forward pass (per GPU).")] = 1,
+    gradient_accumulation: Annotated[
+        int, typer.Option("--grad-accum", min=1, help="Forward passes per optimizer step.")
+    ] = 1,
+    max_length: Annotated[int, typer.Option(min=1, help="Tokens per row; the rest of a longer row is cut.")] = 8192,
+    lora: Annotated[bool, typer.Option(help="Train a LoRA adapter (merged into the saved model), not all weights.")] = (
+        False
+    ),
+    lora_rank: Annotated[int, typer.Option(min=1, help="The LoRA adapter's rank.")] = 16,
+    seed: Annotated[int, typer.Option(help="Seeds the order of the rows (and LoRA's initialisation).")] = 0,
+    store: Store = None,
+) -> None:
+    """Supervised fine-tuning (TRL) on resolved trajectories, the loss on the model's own turns only (the messages
+    marked training), whatever the chat template. On the GPU if there is one (bf16 where it has it), else the CPU.
+    Writes OUT/metrics.jsonl (`repoforge plot OUT`), OUT/summary.json and OUT/final, a plain model folder
+    (`repoforge serve --model OUT/final`)."""
+    from repoforge.llm.embedded import EmbeddedModelError
+    from repoforge.train.sft import SFTError, SFTOptions
+    from repoforge.train.sft import train_sft as run_sft
+
+    try:
+        opts = SFTOptions(
+            data=data,
+            model=_served_folder(str(model) if model else None, store),
+            out=out,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            gradient_accumulation=gradient_accumulation,
+            max_length=max_length,
+            lora=lora,
+            lora_rank=lora_rank,
+            seed=seed,
+        )
+        summary = run_sft(opts)
+    except (SFTError, EmbeddedModelError) as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+    table = Table(title="sft")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        table.add_row(key.replace("_", " "), f"{value:.4f}" if isinstance(value, float) else escape(str(value)))
+    console.print(table)
+
+
+@train_app.command("rl")
+def train_rl(
+    dataset: DatasetFile,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Metrics, episodes and checkpoints; a rerun resumes.")],
+    model: Annotated[
+        Optional[Path], typer.Option(help="The policy's starting model folder [default: the embedded SmolLM2].")
+    ] = None,
+    instance_ids: InstanceIds = None,
+    steps: Annotated[int, typer.Option(min=1, help="Trainer steps (policy versions).")] = 10,
+    group_size: Annotated[int, typer.Option(min=2, help="Episodes per instance; advantages leave one out.")] = 4,
+    groups_per_step: Annotated[int, typer.Option(min=1, help="Instance groups in one step's batch.")] = 1,
+    max_staleness: Annotated[
+        int, typer.Option(min=0, help="An episode is trained on only if its policy is at most this many steps old.")
+    ] = 1,
+    sync: Annotated[
+        bool, typer.Option("--sync", help="The synchronous baseline: generate a batch, then train.")
+    ] = False,
+    learning_rate: Annotated[float, typer.Option("--lr", help="AdamW's learning rate.")] = 1e-5,
+    clip: Annotated[float, typer.Option(help="The importance ratio's clip range (1 +- clip).")] = 0.2,
+    partial_credit: Annotated[
+        bool, typer.Option(help="Reward the share of FAIL_TO_PASS tests that pass, not only 1 for resolved.")
+    ] = False,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature of the episodes.")] = 1.0,
+    config: AgentConfigFile = None,
+    max_turns: MaxTurns = None,
+    command_seconds: CommandSeconds = None,
+    total_seconds: TotalSeconds = None,
+    context_tokens: AgentContext = None,
+    observation_chars: ObservationChars = None,
+    max_tokens: AnswerTokens = None,
+    tool_mode: ToolMode = None,
+    timeout: EvalTimeout = 1800,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Rollout workers.")] = 2,
+    store: Store = None,
+    repo_mirror: Mirror = None,
+    sandbox: Sandbox = "auto",
+    ray_address: RayAddress = None,
+) -> None:
+    """RL of the agent on the dataset's instances: episodes in real sandboxes by the current policy, rewarded by the
+    harness's verdict on each final diff, leave-one-out advantages, clipped policy gradient on the model's own
+    tokens. Asynchronous (rollouts run ahead of the trainer, at most --max-staleness versions) unless --sync.
+    Writes OUT/metrics.jsonl (`repoforge plot OUT`), OUT/rollouts.jsonl and OUT/checkpoints/step-<n>."""
+    from repoforge.train.rl import RLError, RLOptions
+    from repoforge.train.rl import train_rl as run_rl
+
+    agent = dict(
+        turns=max_turns,
+        command_seconds=command_seconds,
+        total_seconds=total_seconds,
+        context_tokens=context_tokens,
+        observation_chars=observation_chars,
+        max_tokens=max_tokens,
+        tool_mode=tool_mode,
+    )
+    store, agent_config, eval_opts = _agent_setup(
+        dataset,
+        out,
+        store,
+        config,
+        agent,
+        run_id="rl",
+        repo_mirror=repo_mirror,
+        sandbox=_check_sandbox(sandbox),
+        timeout=timeout,
+    )
+    rows = [row for row in _chosen_rows(dataset, instance_ids) if not instance_ids or row.instance_id in instance_ids]
+    opts = RLOptions(
+        out=out,
+        model=_served_folder(str(model) if model else None, store),
+        agent=agent_config,
+        eval=eval_opts,
+        steps=steps,
+        group_size=group_size,
+        groups_per_step=groups_per_step,
+        max_staleness=max_staleness,
+        sync=sync,
+        workers=workers,
+        learning_rate=learning_rate,
+        clip=clip,
+        partial_credit=partial_credit,
+        temperature=temperature,
+        ray_address=ray_address,
+    )
+    try:
+        summary = run_rl(rows, opts)
+    except RLError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+    console.print(
+        f"{summary['steps']} steps; policy: [bold]{summary['checkpoint']}[/bold]; metrics: {summary['metrics']}"
+    )
+
+
+@app.command()
+def plot(
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="RUN_DIR", help="Training runs' folders, each with its metrics.jsonl; several are overlaid."
+        ),
+    ],
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Where the PNGs go \\[default: RUN_DIR/plots, the first's].")
+    ] = None,
+) -> None:
+    """Plot training runs (`repoforge train sft|rl`), a PNG per family of metrics present: loss, reward, trainer
+    (busy and idle), throughput, staleness, tokens, against the step. Several runs are overlaid, labelled by their
+    folders' names: `repoforge plot runs/sync runs/async -o plots`."""
+    from repoforge.train.plot import PlotError, plot_runs
+
+    try:
+        written = plot_runs(run_dirs, out or run_dirs[0] / "plots")
+    except PlotError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+    for path in written:
+        console.print(escape(str(path)))
 
 
 store_app = typer.Typer(
@@ -718,7 +962,7 @@ def _mined(out: Path) -> list:
     if not (out / "candidates.jsonl").exists():
         console.print(f"[red]{out} has no candidates.jsonl: run `repoforge mine SOURCE -o {out}` first[/red]")
         raise typer.Exit(2)
-    return pipeline.load_candidates(out)
+    return forging.load_candidates(out)
 
 
 def _print_report(report: dict) -> None:

@@ -27,6 +27,11 @@ class TransformersEngine:
         self._model = AutoModelForCausalLM.from_pretrained(config.model).to(device).eval()
         self._lock = threading.Lock()  # one generation at a time: a model is not shared by threads safely
 
+    def load_weights(self, state: dict) -> None:
+        """A trainer's new weights (RL: after every step), for the generations that follow."""
+        with self._lock:
+            self._model.load_state_dict(state)
+
     def chat(
         self, messages: list[Message], tools: list[dict] | None = None, sampling: Sampling | None = None
     ) -> ChatResult:
