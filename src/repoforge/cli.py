@@ -592,8 +592,7 @@ def sft_data(
 ) -> None:
     """The trajectories whose patch resolved, as TRL's SFTTrainer reads them (messages with tool calls; the model's
     turns marked training: true, the tool outputs and the task false)."""
-    from repoforge.agent.sftdata import SftDataError
-    from repoforge.pipeline import sft_rows
+    from repoforge.agent.sftdata import SftDataError, sft_rows
 
     if not trajectories.is_dir():
         console.print(f"[red]{escape(str(trajectories))} is not a folder of trajectories[/red]")

@@ -485,23 +485,11 @@ def run_sft_data(config: PipelineConfig, model: SharedModel) -> dict:
     reports = sorted(config.folder("eval").glob("*.agent.json"))
     if not reports:
         raise StageFailed(f"no run report of the agent in {config.folder('eval')}: the eval stage has not run")
+    from repoforge.agent.sftdata import sft_rows
+
     rows, found, _ = sft_rows(config.folder("agent") / "trajectories", reports)
     write_atomic(config.folder("sft-data") / "sft.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
     return {"rows": len(rows), "trajectories": found}
-
-
-def sft_rows(
-    trajectories: Path, reports: list[Path], instances: set[str] | None = None
-) -> tuple[list[dict], int, list[str]]:
-    """(the SFT rows of the trajectories the run reports resolve, of `instances` only if given; how many
-    trajectories were read; the files that are not one, with why). A report that is not one is an SftDataError."""
-    from repoforge.agent.sftdata import kept, resolved_by, sft_row
-    from repoforge.agent.sftdata import trajectories as read_trajectories
-
-    resolved = resolved_by(reports)
-    found, bad = read_trajectories(trajectories)
-    chosen = [t for t in found if kept(t, resolved) and (instances is None or t.instance_id in instances)]
-    return [sft_row(t) for t in chosen], len(found), bad
 
 
 def run_sft(config: PipelineConfig, model: SharedModel) -> dict:
@@ -597,6 +585,8 @@ def run_pipeline(config: PipelineConfig) -> dict[str, StageRecord]:
     """Run the stages in order until one fails; OUT/pipeline.json is rewritten as each ends."""
     records: dict[str, StageRecord] = {}
     model = SharedModel(config)
+    if any(_finished(config, stage) is None for stage in config.stages):
+        _start_ray(config)
     try:
         for number, stage in enumerate(STAGES, 1):
             record, ran = run_stage(stage, config, model)
@@ -609,6 +599,15 @@ def run_pipeline(config: PipelineConfig) -> dict[str, StageRecord]:
     finally:
         model.close()
     return records
+
+
+def _start_ray(config: PipelineConfig) -> None:
+    """Ray, with slots for the largest stage: started by the first stage with its own count, it would hold no
+    more rollout workers than forge's."""
+    from repoforge.runner import start_ray
+
+    sections = (config.forge, config.describe, config.label, config.agent, config.eval)
+    start_ray(config.ray_address, max([s.workers for s in sections] + [config.rl.get("workers", 0)]))
 
 
 def _line(stage: str, record: StageRecord, ran: bool, config: PipelineConfig) -> str:

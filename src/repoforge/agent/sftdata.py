@@ -36,7 +36,7 @@ def kept(trajectory: Trajectory, resolved: dict[str, set[str]]) -> bool:
     return any(name.startswith(prefix) and trajectory.instance_id in ids for name, ids in resolved.items())
 
 
-def trajectories(folder: Path) -> tuple[list[Trajectory], list[str]]:
+def trajectories_in(folder: Path) -> tuple[list[Trajectory], list[str]]:
     """The trajectories under folder/<instance_id>/<k>.json, and the files that are not one (with why)."""
     found, bad = [], []
     for path in sorted(folder.glob("*/*.json")):
@@ -74,3 +74,14 @@ def _object(call: dict):
     except (TypeError, ValueError):
         return arguments
     return value if isinstance(value, dict) else arguments
+
+
+def sft_rows(
+    trajectories: Path, reports: list[Path], instances: set[str] | None = None
+) -> tuple[list[dict], int, list[str]]:
+    """(the SFT rows of the trajectories the run reports resolve, of `instances` only if given; how many
+    trajectories were read; the files that are not one, with why). A report that is not one is an SftDataError."""
+    resolved = resolved_by(reports)
+    found, bad = trajectories_in(trajectories)
+    chosen = [t for t in found if kept(t, resolved) and (instances is None or t.instance_id in instances)]
+    return [sft_row(t) for t in chosen], len(found), bad
