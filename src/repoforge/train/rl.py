@@ -117,9 +117,8 @@ class Trainer:
 
     def _backward(self, turn, advantage: float, scale: float) -> float:
         torch = self.torch
-        keep = self.opts.max_length - len(turn.completion_ids)
-        prompt = turn.prompt_ids[-keep:] if keep > 0 else []
-        completion = turn.completion_ids[: self.opts.max_length]
+        completion = turn.completion_ids[: self.opts.max_length - 1]  # a token of prompt predicts the first
+        prompt = turn.prompt_ids[len(completion) - self.opts.max_length :]
         ids = torch.tensor(prompt + completion, device=self.device)
         mask = torch.tensor([0] * len(prompt) + [1] * len(completion), device=self.device)
         logits = self.model(ids.unsqueeze(0)).logits[0].float() / self.opts.temperature
