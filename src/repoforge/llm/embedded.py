@@ -4,7 +4,6 @@ into a plain transformers folder in the store, which any engine or server loads.
 from __future__ import annotations
 
 import importlib.util
-import shutil
 from pathlib import Path
 
 from repoforge.locks import exclusive
@@ -43,6 +42,8 @@ def model_folder(store: Path) -> Path:
 def _convert(gguf: Path, folder: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from repoforge.llm.local import save_model_folder
+
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # A model loaded from GGUF refuses save_pretrained ("not serializable"); its weights are dequantized already,
@@ -53,9 +54,4 @@ def _convert(gguf: Path, folder: Path) -> None:
     plain.load_state_dict(loaded.state_dict())
     # Servers sample only where the generation config says so: a request's temperature then counts (0: greedy).
     plain.generation_config.do_sample = True
-    partial = folder.with_name(folder.name + ".part")
-    shutil.rmtree(partial, ignore_errors=True)
-    plain.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
+    save_model_folder(plain, tokenizer, folder)

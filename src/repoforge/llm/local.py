@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 from repoforge.llm.base import ChatResult, Message, ModelConfig, Sampling, ToolCall, Usage
 
@@ -76,6 +79,19 @@ class TransformersEngine:
                 return_dict_in_generate=True,
                 pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
             )
+
+
+def save_model_folder(model, tokenizer, folder: Path, extra: Callable[[Path], None] | None = None) -> None:
+    """model and tokenizer (and what `extra` writes) as a Hugging Face folder, in place at once: a crash leaves the
+    old folder or none, never half of one."""
+    partial = folder.with_name(folder.name + ".part")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    if extra is not None:
+        extra(partial)
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
 
 
 def _tool_calls(text: str) -> list[ToolCall]:

@@ -135,12 +135,12 @@ class Trainer:
         return {name: tensor.detach().to("cpu") for name, tensor in self.model.state_dict().items()}
 
     def save(self, folder: Path) -> None:
-        partial = folder.with_name(folder.name + ".part")
-        shutil.rmtree(partial, ignore_errors=True)
-        self.model.save_pretrained(partial)
-        self.tokenizer.save_pretrained(partial)
-        self.torch.save(self.optimizer.state_dict(), partial / "optimizer.pt")
-        partial.rename(folder)
+        from repoforge.llm.local import save_model_folder
+
+        optimizer = self.optimizer.state_dict()
+        save_model_folder(
+            self.model, self.tokenizer, folder, lambda partial: self.torch.save(optimizer, partial / "optimizer.pt")
+        )
 
 
 def checkpoints(out: Path) -> list[Path]:

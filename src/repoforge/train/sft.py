@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -221,14 +220,11 @@ def _last_checkpoint(out: Path) -> str | None:
 
 def _save(trainer, tokenizer, final: Path, lora: bool) -> None:
     """A plain model folder any loader reads: a LoRA adapter is merged into the weights first."""
+    from repoforge.llm.local import save_model_folder
+
     model = trainer.model.merge_and_unload() if lora else trainer.model
     model.config.use_cache = True  # training turned it off (gradient checkpointing); a served model wants it
-    partial = final.with_name(final.name + ".part")
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    shutil.rmtree(final, ignore_errors=True)
-    partial.rename(final)
+    save_model_folder(model, tokenizer, final)
 
 
 def _metrics(path: Path) -> list[dict]:
