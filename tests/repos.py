@@ -361,3 +361,52 @@ def git_versioned(path: Path) -> RepoBuilder:
         },
     )
     return repo
+
+
+def growing_dependencies(path: Path) -> RepoBuilder:
+    """Two fixes whose base commits differ by one dependency (toolz added): their environments differ by it."""
+    repo = RepoBuilder(path, remote="https://github.com/example/growing.git")
+    pyproject = (
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "growing"\nversion = "0.1"\nrequires-python = ">=3.11"\ndependencies = {deps}\n\n'
+        '[project.optional-dependencies]\ntest = ["pytest"]\n'
+    )
+    tests = "from growing import add, mul\n\n\ndef test_mul():\n    assert mul(2, 3) == 6\n"
+    repo.commit(
+        "Initial growing",
+        "2024-04-01T09:00:00+00:00",
+        {
+            "pyproject.toml": pyproject.format(deps='["six"]'),
+            "growing.py": "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n",
+            "tests/test_growing.py": tests,
+        },
+    )
+    tests += "\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+    repo.commit(
+        "Fix add (#1)",
+        "2024-04-02T09:00:00+00:00",
+        {
+            "growing.py": "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n",
+            "tests/test_growing.py": tests,
+        },
+    )
+    repo.commit(
+        "Multiply through toolz",
+        "2024-04-03T09:00:00+00:00",
+        {
+            "pyproject.toml": pyproject.format(deps='["six", "toolz"]'),
+            "growing.py": "from toolz import reduce\n\n\ndef add(a, b):\n    return a + b\n\n\n"
+            "def mul(*numbers):\n    return reduce(lambda a, b: a + b, numbers)\n",
+        },
+    )
+    tests += "\n\ndef test_mul_many():\n    assert mul(2, 3, 4) == 24\n"
+    repo.commit(
+        "Fix mul (#2)",
+        "2024-04-04T09:00:00+00:00",
+        {
+            "growing.py": "from toolz import reduce\n\n\ndef add(a, b):\n    return a + b\n\n\n"
+            "def mul(*numbers):\n    return reduce(lambda a, b: a * b, numbers)\n",
+            "tests/test_growing.py": tests,
+        },
+    )
+    return repo

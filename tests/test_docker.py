@@ -26,6 +26,7 @@ from repoforge.sandbox.docker import (
     image_exists,
     instance_ref,
     python_ref,
+    removals_done,
     system_base_ref,
 )
 from repoforge.sandbox.interpreters import host_source, python_source
@@ -157,6 +158,27 @@ def test_instance_container_holds_no_commit_newer_than_its_base(runs):
         box.close()
 
 
+def test_a_sandbox_sets_itself_up_in_its_first_command_and_says_when_it_cannot(runs):
+    """The offline routes and the setup run in the first command (each docker exec costs about 0.1 s); a setup
+    that fails is the sandbox's error, never the command's result. Closing removes the container."""
+    box = DockerSandbox(instance_ref(FIX_ID), setup="echo ready > /tmp/setup-ran")
+    try:
+        first = box.exec("cat /tmp/setup-ran; ip route show default")
+        assert first.output.split()[0] == "ready" and "dev lo" in first.output
+        assert box.exec("cat > /tmp/in; wc -c < /tmp/in", input="x" * 200_000).output.split() == ["200000"]
+    finally:
+        box.close()
+    broken = DockerSandbox(instance_ref(FIX_ID), setup="echo no disk left; false")
+    try:
+        with pytest.raises(SandboxError, match="could not be set up: no disk left"):
+            broken.exec("echo the command ran")
+    finally:
+        broken.close()
+    removals_done()
+    for container in (box.container, broken.container):
+        assert docker("ps", "-aq", "--filter", f"id={container}").stdout.decode().strip() == ""
+
+
 def test_tests_cannot_reach_the_network_and_connects_time_out(runs):
     box = DockerSandbox(instance_ref(FIX_ID))
     probe = (
@@ -223,3 +245,36 @@ def test_store_counts_shared_layers_once(runs):
     # Other images on the engine do not count: our instances plus one stack under them cost less than a
     # full image each (the store's own totals are checked exactly in tests/test_store.py).
     assert sum(i.own_bytes for i in ours) + max(i.apparent_bytes for i in ours) < sum(i.apparent_bytes for i in ours)
+
+
+def test_an_environment_stored_over_its_nearest_relative_gives_the_same_instances(tmp_path):
+    """The two fixes' environments differ by one dependency: the later-built one is a layer over the other, at
+    less than half the bytes of the other's own layer, and both backends give the same instances, which resolve."""
+    repo = repos.growing_dependencies(tmp_path / "growing")
+    store = tmp_path / "store"
+    rows = {}
+    for sandbox in ("process", "docker"):  # one at a time: each build sees the other's environment finished
+        options = ForgeOptions(out=tmp_path / sandbox, store=store, timeout=30, sandbox=sandbox, workers=1)
+        forge([str(repo.path)], options)
+        rows[sandbox] = {r.instance_id: r for r in load_dataset(tmp_path / sandbox / "instances.jsonl")[0]}
+    outcome = {i: (r.FAIL_TO_PASS, r.PASS_TO_PASS) for i, r in rows["docker"].items()}
+    assert outcome == {i: (r.FAIL_TO_PASS, r.PASS_TO_PASS) for i, r in rows["process"].items()}
+    assert outcome == {
+        "example__growing-1": (["tests/test_growing.py::test_add"], ["tests/test_growing.py::test_mul"]),
+        "example__growing-2": (
+            ["tests/test_growing.py::test_mul", "tests/test_growing.py::test_mul_many"],
+            ["tests/test_growing.py::test_add"],
+        ),
+    }
+    labels = lambda ref: json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", ref).stdout)
+    size = lambda ref: int(docker("image", "inspect", "--format", "{{.Size}}", ref).stdout)
+    envs = [labels(instance_ref(i))["repoforge.parent"] for i in sorted(outcome)]
+    assert envs[0] != envs[1]
+    first, later = sorted(envs, key=lambda ref: labels(ref)["repoforge.parent"] in envs)
+    assert labels(later)["repoforge.parent"] == first  # the later one stands on the first
+    python = labels(first)["repoforge.parent"]
+    assert size(later) - size(first) < (size(first) - size(python)) / 2
+    opts = EvalOptions(run_id="lineage", store=store, log_dir=tmp_path / "logs", report_dir=tmp_path, sandbox="docker")
+    docker_rows = list(rows["docker"].values())
+    report, _ = evaluate(docker_rows, load_predictions("gold", docker_rows), opts, workers=1)
+    assert report["resolved_ids"] == sorted(outcome)

@@ -156,6 +156,7 @@ def test_disk_usage_counts_shared_layers_once(tree, store):
     assert usage.full_image_per_instance_bytes == sum(sizes[name] for name in instances)
     assert usage.full_image_per_instance_bytes == 3 * (MB + 200_000) + 2 * 300_000 + 700_000 + 60_000
     assert usage.unique_bytes_per_instance == pytest.approx((MB + sum(FILES.values())) / 3)
+    assert usage.by_kind == {"base": MB, "python": 250_000, "env": 1_000_000, "instance": 60_000}
     assert usage.apparent_bytes_per_instance == pytest.approx(sum(sizes[name] for name in instances) / 3)
 
     text = _render(format_usage(usage))
@@ -169,6 +170,23 @@ def test_missing_parent_counts_everything_as_own(tree, store):
     usage = disk_usage(labels=tree.marker)
     orphan = next(image for image in usage.images if image.ref == tree.ref("orphan"))
     assert orphan.own_bytes == orphan.apparent_bytes == MB + 5_000
+
+
+def test_prune_after_lineage_keeps_what_kept_instances_stand_on(tree, store):
+    """env-c is a layer over env-b (lineage): pruning env-b's own instance keeps env-b, and i4 still runs; once
+    i4 goes too, the chain goes in one prune."""
+    env_c = tree.layer(store["env-b"], "env-c", 40_000, labels_of(tree, "env-c", store["env-b"]))
+    i4 = tree.layer(env_c, "i4", 4_000, labels_of(tree, "i4", env_c))
+
+    result = prune(keep_instances={f"{tree.run}-i4"}, labels=tree.marker)
+
+    assert sorted(result.images) == sorted([store["i1"], store["i2"], store["i3"], store["env-a"], store["py-idle"]])
+    exported = subprocess.run(["docker", "export", tree.create(i4)], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(exported)) as files:  # its whole file system, every layer under it
+        assert {"env-b.bin", "env-c.bin", "i4.bin", "py.bin", "payload"} <= set(files.getnames())
+    sh("rm", tree.containers.pop())
+    again = prune(keep_instances=set(), labels=tree.marker)
+    assert again.images == [i4, env_c, store["env-b"], store["py"], store["base"]]
 
 
 def test_prune_drops_one_envs_instances_then_the_env(tree, store):

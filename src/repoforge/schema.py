@@ -94,7 +94,7 @@ class EnvSpec(BaseModel):
     runner_plugins: dict[str, str] | None = None
     runner_summary: bool | None = None  # whether its console summary names each outcome (no plugin replaced it)
     parser: str = "junit"  # junit | unittest
-    fingerprint: str = ""
+    fingerprint: str = Field(default="", pattern=r"^[0-9a-f]*$")  # a folder's and an image's name: hex only
     attempts: list[BuildAttempt] = Field(default_factory=list)
 
 

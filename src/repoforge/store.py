@@ -1,6 +1,6 @@
 """The image store: what RepoForge's docker images cost on disk, and removing what nothing needs.
 
-Images form a tree (system base -> python -> env -> instance) told apart by their `repoforge.*` labels
+Images form a tree (system base -> python -> env [-> env ...] -> instance) told apart by their `repoforge.*` labels
 (a Python from a Debian suite is a whole system of its own: it has no parent). Each image only adds
 layers on top of its parent, so `docker images` counts shared layers once per image while
 the disk holds them once: an image's own bytes are Size(image) - Size(parent), and the store's
@@ -39,6 +39,7 @@ class ImageUsage(BaseModel):
 
 class StoreUsage(BaseModel):
     images: list[ImageUsage]
+    by_kind: dict[str, int]  # unique bytes of each kind's images: where the bytes are
     instances: int
     apparent_bytes: int
     unique_bytes: int
@@ -134,6 +135,7 @@ def _summarize(images: list[ImageUsage]) -> StoreUsage:
     full = sum(image.apparent_bytes for image in instances)
     return StoreUsage(
         images=images,
+        by_kind={kind: sum(image.own_bytes for image in images if image.kind == kind) for kind in KINDS},
         instances=len(instances),
         apparent_bytes=sum(image.apparent_bytes for image in images),
         unique_bytes=unique,
@@ -220,11 +222,15 @@ def prune(
         ]
     )
     for kind in ("env", "python", "base"):
-        # Any remaining image naming it keeps it, whatever its kind: safer than the strict tree.
-        named = {tag_ids.get(_normalize(image.usage.parent)) for image in remaining.values() if image.usage.parent}
-        drop(
-            [image for image in images if image.usage.kind == kind and image.id in remaining and image.id not in named]
-        )
+        # Any remaining image naming it keeps it, whatever its kind: safer than the strict tree. An environment
+        # may stand on another (sandbox/lineage.py): rounds until no removal frees another.
+        while True:
+            named = {tag_ids.get(_normalize(i.usage.parent)) for i in remaining.values() if i.usage.parent}
+            unnamed = [i for i in images if i.usage.kind == kind and i.id in remaining and i.id not in named]
+            count = len(remaining)
+            drop(unnamed)
+            if len(remaining) == count:
+                break
     return PruneResult(
         containers=containers,
         images=[image.usage.ref for image in removed],
@@ -257,6 +263,9 @@ def format_usage(usage: StoreUsage) -> Table:
         f"total ({len(usage.images)} images, as `docker images` adds up)", "", human(usage.apparent_bytes), ""
     )
     table.add_row("unique bytes on disk", "", "", human(usage.unique_bytes))
+    for kind in KINDS:
+        count = sum(image.kind == kind for image in usage.images)
+        table.add_row(f"  of which {count} {kind} images", "", "", human(usage.by_kind[kind]))
     table.add_row(
         f"one full image per instance ({usage.instances})", "", human(usage.full_image_per_instance_bytes), ""
     )

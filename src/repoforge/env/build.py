@@ -471,6 +471,15 @@ def env_folder(store: Path, backend: str, fingerprint: str) -> Path:
     return store / "envs" / backend / fingerprint
 
 
+def built_env(spec: EnvSpec, store: Path, backend: Backend) -> tuple[EnvSpec, str] | None:
+    """(final spec, environment reference) of spec's fingerprint if it is built (its spec.json comes last)."""
+    env_dir = env_folder(store, backend.name, spec.fingerprint)
+    done, ref = env_dir / "spec.json", env_dir / "ref"
+    if done.exists() and backend.env_exists(ref.read_text()):
+        return EnvSpec.model_validate_json(done.read_text()), ref.read_text()
+    return None
+
+
 def ensure_env(
     spec: EnvSpec, meta: ProjectMetadata, worktree: Path, store: Path, backend: Backend
 ) -> tuple[EnvSpec, str, bool]:
@@ -478,9 +487,9 @@ def ensure_env(
     env_dir = env_folder(store, backend.name, spec.fingerprint)
     env_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(env_dir / ".lock"):  # one builder per fingerprint; the others wait and reuse
+        if built := built_env(spec, store, backend):
+            return *built, True
         done, ref = env_dir / "spec.json", env_dir / "ref"
-        if done.exists() and backend.env_exists(ref.read_text()):
-            return EnvSpec.model_validate_json(done.read_text()), ref.read_text(), True
         failed = env_dir / "failed.json"
         if failed.exists():
             record = json.loads(failed.read_text())
@@ -532,8 +541,12 @@ def _plugin_distribution(plugin: str) -> str:
     return name if name.startswith("pytest-") else f"pytest-{name}"
 
 
+# Hash-based where the Python has it (3.7+): equal sources give equal bytecode whenever they were installed, so
+# that environments share their unchanged files (sandbox/lineage.py).
 COMPILE = (
-    "{python} -W ignore -m compileall -q -j 0 "
+    "if {python} -c 'import py_compile; py_compile.PycInvalidationMode' 2>/dev/null; "
+    "then mode='--invalidation-mode checked-hash'; fi; "
+    "{python} -W ignore -m compileall -q -j 0 $mode "
     '"$({python} -c \'import sysconfig; print(sysconfig.get_paths()["purelib"])\')" >/dev/null 2>&1; true'
 )
 

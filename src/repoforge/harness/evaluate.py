@@ -26,7 +26,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from repoforge.env.build import BuildFailed, declared_names, ensure_env, env_folder, plan
+from repoforge.env.build import BuildFailed, built_env, declared_names, ensure_env, env_folder, plan
 from repoforge.env.metadata import ProjectMetadata, read_metadata
 from repoforge.forge import default_store, run_all, write_atomic
 from repoforge.git.locate import RepoPlaces, find_repository, has_commit
@@ -83,9 +83,13 @@ def instance_log_dir(opts: EvalOptions, prediction: Prediction, instance_id: str
 def environment(row: TaskInstance, opts: EvalOptions, backend, log: list[str]) -> tuple[Path, EnvSpec, str]:
     """(repository, spec, env_ref): the row's own env when this backend can build it, else inferred."""
     repo = find_repository(row.repo, row.base_commit, opts.places())
+    own = row.env is not None and row.env.python in backend.pythons()
+    if own and (built := built_env(row.env, opts.store, backend)):  # no checkout to read the project from
+        log.append(f"environment {row.env.fingerprint} (python {row.env.python}, reused): {built[1]}")
+        return repo, *built
     tree = opts.store / "work" / f"env-{row.instance_id}-{os.getpid()}"
     try:
-        if row.env is not None and row.env.python in backend.pythons():
+        if own:
             checkout(repo, row.base_commit, tree)
             spec, meta = row.env.model_copy(update={"attempts": [], "install_steps": []}), read_metadata(tree)
         else:

@@ -85,7 +85,6 @@ class Changes(NamedTuple):
 def apply_model_patch(sandbox: Sandbox, patch: str, log: list[str]) -> Changes | None:
     """Apply a model's patch as SWE-bench does, refusing (PatchRefused) what no fix needs; None: it does not apply."""
     named = check(patch)
-    sandbox.write_file(f"{sandbox.root}/{MODEL_PATCH}", patch)
     steps = run_steps(
         sandbox,
         {
@@ -96,6 +95,7 @@ def apply_model_patch(sandbox: Sandbox, patch: str, log: list[str]) -> Changes |
             "changes": f'if [ "$after" = "$state" ]; then {_CHANGES}; fi',
         },
         timeout=300,
+        upload=(f"{sandbox.root}/{MODEL_PATCH}", patch),
     )
     log.append(steps["apply"].output.rstrip())
     if steps["apply"].exit_code != 0:
@@ -206,7 +206,6 @@ def prepare_run(
     """Put back what `plan` says, apply the test_patch, and run `checks` (more harness commands, in the same
     sandbox command): their results by name. PatchRefused when the tree cannot be put back; the test_patch's
     step says whether it applied."""
-    sandbox.write_file(f"{sandbox.root}/{PATCH_FILE}", test_patch)
     steps = run_steps(
         sandbox,
         {
@@ -216,6 +215,7 @@ def prepare_run(
             **checks,
         },
         timeout=300,
+        upload=(f"{sandbox.root}/{PATCH_FILE}", test_patch),
     )
     if plan.checkout or plan.remove:
         log.append(

@@ -177,14 +177,20 @@ class Step:
     output: str
 
 
-def run_steps(sandbox: Sandbox, steps: dict[str, str], timeout: float) -> dict[str, Step]:
+def run_steps(
+    sandbox: Sandbox, steps: dict[str, str], timeout: float, upload: tuple[str, str] | None = None
+) -> dict[str, Step]:
     """Several harness commands in one sandbox command (each costs a sandbox start), each one's exit code and
-    output told apart by a marker nothing in the checkout can know in advance."""
+    output told apart by a marker nothing in the checkout can know in advance. `upload` (path, text) is written
+    first, from the command's input, so that a file the steps read costs no command of its own."""
     nonce = secrets.token_hex(12)
-    script = NEUTRAL_GIT + "".join(
-        f"{{ {command}\n}} 2>&1; printf '\\n{nonce} {name} %d\\n' $?; " for name, command in steps.items()
+    write = f"cat > {shlex.quote(upload[0])} || exit 1; " if upload else ""
+    script = (
+        NEUTRAL_GIT
+        + write
+        + "".join(f"{{ {command}\n}} 2>&1; printf '\\n{nonce} {name} %d\\n' $?; " for name, command in steps.items())
     )
-    result = sandbox.exec(script, timeout=timeout)
+    result = sandbox.exec(script, timeout=timeout, input=upload[1] if upload else None)
     parts = re.split(rf"\n{nonce} (\w+) (\d+)\n", result.output)
     found = {parts[i]: Step(int(parts[i + 1]), parts[i - 1]) for i in range(1, len(parts) - 1, 3)}
     if list(found) != list(steps):  # the sandbox failed, not anything in it
@@ -242,10 +248,15 @@ class Sandbox(Protocol):
     """One repository checkout plus one environment; backends differ only in how they start."""
 
     def exec(
-        self, command: str, timeout: float | None = None, network: bool = False, max_output: int = MAX_OUTPUT
+        self,
+        command: str,
+        timeout: float | None = None,
+        network: bool = False,
+        max_output: int = MAX_OUTPUT,
+        input: str | None = None,
     ) -> ExecResult:
-        """Run a bash command in the repository root with the environment active; keep at most `max_output` bytes
-        of its output (the first and last halves)."""
+        """Run a bash command in the repository root with the environment active, `input` on its stdin; keep at
+        most `max_output` bytes of its output (the first and last halves)."""
         ...
 
     def read_file(self, path: str) -> str:

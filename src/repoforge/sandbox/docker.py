@@ -20,10 +20,13 @@ slow network (name lookups fail at once).
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
+import posixpath
 import re
+import secrets
 import shlex
 import shutil
 import socket
@@ -37,7 +40,7 @@ from repoforge.env.python import available_pythons
 from repoforge.git.repo import borrowed_objects, isolated_checkout
 from repoforge.locks import exclusive
 from repoforge.names import docker_tag
-from repoforge.sandbox import SandboxError
+from repoforge.sandbox import SandboxError, lineage
 from repoforge.sandbox.base import (
     MAX_OUTPUT,
     RESTORE_GENERATED,
@@ -328,7 +331,10 @@ def ensure_instance(repo: Path, commit: str, env_ref: str, instance_id: str) -> 
 
 
 class DockerSandbox:
-    """One running container; every command through `docker exec`."""
+    """One running container; every command through `docker exec`.
+
+    Each `docker exec` costs about 0.1 s, so what a sandbox must do before its first command (the offline routes,
+    then `setup`) runs in that command, and `close` does not wait for the container's removal."""
 
     root = TESTBED
 
@@ -340,6 +346,7 @@ class DockerSandbox:
         env: dict[str, str] | None = None,
         limits: list[str] = (),
         kind: str = "sandbox",
+        setup: str = "",
     ):
         args = ["run", "-d", *owner_labels(kind), *limits]
         if not network:
@@ -350,25 +357,35 @@ class DockerSandbox:
         for mount in mounts:
             args += ["-v", mount]
         self.container = docker(*args, image, "sleep", "infinity", timeout=120).stdout.decode().strip()
-        if not network:
-            self._exec_raw(OFFLINE_ROUTES, timeout=30)
+        self.setup = "; ".join(filter(None, ["" if network else OFFLINE_ROUTES, setup]))
 
     def _exec_raw(
         self, command: str, timeout: float | None, input: bytes | None = None, max_output: int = MAX_OUTPUT
     ) -> ExecResult:
         start = time.monotonic()
+        setup, nonce = self.setup, secrets.token_hex(12)
+        if setup:  # nothing of the checkout has run yet: the nonce is still unknown to it
+            command = f"if ! out=$({{ {setup}\n}} 2>&1); then printf '{nonce}%s' \"$out\"; exit 1; fi; {command}"
         wrapped = f"timeout -s KILL {int(timeout)} bash -c {shlex.quote(command)}" if timeout else command
         args = ["exec", *(["-i"] if input is not None else []), "-w", TESTBED, self.container, "bash", "-c", wrapped]
         # The client gets a minute more than the command: killing it would leave the command running.
         run = run_captured(["docker", *args], (timeout + 60) if timeout else None, max_output, input=input)
         seconds = time.monotonic() - start
+        if setup and run.output.startswith(nonce):
+            raise SandboxError(f"the sandbox could not be set up: {run.output[len(nonce) :].strip()[-500:]}")
+        self.setup = ""
         timed_out = run.timed_out or (bool(timeout) and run.exit_code == 137 and seconds >= timeout - 1)
         return ExecResult(run.exit_code, run.output, seconds, timed_out)
 
     def exec(
-        self, command: str, timeout: float | None = None, network: bool = False, max_output: int = MAX_OUTPUT
+        self,
+        command: str,
+        timeout: float | None = None,
+        network: bool = False,
+        max_output: int = MAX_OUTPUT,
+        input: str | None = None,
     ) -> ExecResult:
-        return self._exec_raw(command, timeout, max_output=max_output)
+        return self._exec_raw(command, timeout, None if input is None else input.encode(), max_output)
 
     def read_file(self, path: str) -> str:
         return read_result_file(self, path)
@@ -384,13 +401,30 @@ class DockerSandbox:
         return diff_inside(self)
 
     def close(self) -> None:
-        docker("rm", "-f", self.container, check=False)
+        remove_later(self.container)
+
+
+_removing: list[subprocess.Popen] = []
+
+
+def remove_later(container: str) -> None:
+    """`docker rm -f` without waiting for it (0.2-0.3 s); removals_done() waits, and so does the process's exit."""
+    _removing[:] = [proc for proc in _removing if proc.poll() is None]
+    _removing.append(
+        subprocess.Popen(["docker", "rm", "-f", container], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    )
+
+
+@atexit.register
+def removals_done() -> None:
+    while _removing:
+        _removing.pop().wait()
 
 
 class DockerBuildBox:
-    def __init__(self, worktree: Path, source: PythonSource, fingerprint: str):
+    def __init__(self, worktree: Path, source: PythonSource, env_dir: Path):
         self.image = ensure_python(source)
-        self.venv, self.uv, self.fingerprint = VENV, "/usr/local/bin/uv", fingerprint
+        self.venv, self.uv, self.env_dir = VENV, "/usr/local/bin/uv", env_dir
         self.python, self.python_source = LINK.format(version=source.version), source.label
         cache = uv_cache_dir()
         cache.mkdir(parents=True, exist_ok=True)
@@ -410,25 +444,95 @@ class DockerBuildBox:
         self.sandbox = DockerSandbox(self.image, network=True, mounts=mounts, env=env, kind="build")
 
     def keep(self) -> str:
-        """Commit the environment; its image id names it, since a rebuild reuses the tag."""
+        """Commit the environment, stored over its nearest relative where that is smaller (sandbox/lineage.py);
+        its image id names it, since a rebuild reuses the tag."""
         self.sandbox.exec("rm -rf /tmp/* /root/.cache", timeout=60)
-        labels = {
-            "repoforge.kind": "env",
-            "repoforge.parent": image_id(self.image),
-            "repoforge.fingerprint": self.fingerprint,
-        }
+        python = image_id(self.image)
+        labels = {"repoforge.kind": "env", "repoforge.parent": python, "repoforge.fingerprint": self.env_dir.name}
         committed = docker(
             "commit",
             *label_changes(labels | UNOWNED),
             "--change",
             f"ENV VIRTUAL_ENV={VENV}",
             self.sandbox.container,
-            f"repoforge-env:{self.fingerprint}",
+            env_image_ref(self.env_dir.name),
         )
-        return committed.stdout.decode().strip()
+        return rebase_on_lineage(committed.stdout.decode().strip(), self.sandbox.container, python, self.env_dir)
 
     def close(self) -> None:
         self.sandbox.close()
+
+
+def env_image_ref(fingerprint: str) -> str:
+    return f"repoforge-env:{fingerprint}"
+
+
+def rebase_on_lineage(built: str, container: str, python: str, env_dir: Path) -> str:
+    """The image that holds the environment `built` (committed from `container` on the Python image `python`):
+    a layer over its nearest relative where that is smaller and exactly the same, else `built` itself."""
+    with lineage.scratch() as tmp:
+        archive = Path(tmp) / "venv.tar"
+        with archive.open("wb") as out:
+            copied = subprocess.run(["docker", "cp", f"{container}:{VENV}", "-"], stdout=out, stderr=subprocess.PIPE)
+        if copied.returncode != 0:
+            raise SandboxError(f"docker cp: {copied.stderr.decode(errors='replace').strip()}")
+        entries = lineage.manifest(archive)
+        found = lineage.nearest(env_dir.parent, python, entries, env_dir.name, image_exists)
+        image, depth = built, 0
+        if found:
+            parent, (removed, changed, _) = found
+            try:
+                lineage.changes_archive(archive, changed, Path(tmp) / "changes.tar")
+                image = _rebased(built, parent["image"], removed, Path(tmp) / "changes.tar", env_dir.name)
+                depth = parent["depth"] + 1
+            except SandboxError:
+                pass  # lineage.NotRebased, or docker failed: the independent build stays
+        lineage.record(env_dir / lineage.MANIFEST, python, image, depth, entries)
+    return image
+
+
+def _rebased(built: str, parent: str, removed: list[str], changes: Path, fingerprint: str) -> str:
+    """`parent` made into `built`'s file system: the `removed` entries gone, the `changes` archive added;
+    checked to equal `built` and be smaller than its own layer, then tagged in its place."""
+    root = posixpath.dirname(VENV)  # the archive holds venv/...
+    box = DockerSandbox(parent, network=True, kind="build")
+    try:
+        if removed:
+            gone = box.exec("xargs -0 rm -rf --", timeout=300, input="\0".join(f"{root}/{p}" for p in removed))
+            if gone.exit_code != 0:
+                raise SandboxError(f"cannot remove the parent's files: {gone.output[-300:]}")
+        docker("cp", "-", f"{box.container}:{root}", input=changes.read_bytes(), timeout=600)
+        labels = {"repoforge.kind": "env", "repoforge.parent": parent, "repoforge.fingerprint": fingerprint}
+        rebased = docker("commit", *label_changes(labels | UNOWNED), box.container).stdout.decode().strip()
+    finally:
+        box.close()
+    same = _file_system_digest(rebased) == _file_system_digest(built) and _env(rebased) == _env(built)
+    smaller = _size(rebased) - _size(parent) <= lineage.WORTH_IT * (_size(built) - _size(_parent_of(built)))
+    if not (same and smaller):
+        docker("rmi", rebased, check=False)
+        raise lineage.NotRebased("not the independent build" if not same else "not smaller")
+    docker("tag", rebased, env_image_ref(fingerprint))
+    docker("rmi", built, check=False)  # untagged now: nothing else names it
+    return rebased
+
+
+def _file_system_digest(image: str) -> str:
+    run = docker("run", "--rm", "--network", "none", image, "bash", "-c", lineage.FILE_SYSTEM_DIGEST, timeout=600)
+    return run.stdout.decode().strip()
+
+
+def _env(image: str) -> list[str]:
+    """The image's environment variables; docker commit does not keep their order."""
+    return sorted(json.loads(docker("image", "inspect", "--format", "{{json .Config.Env}}", image).stdout))
+
+
+def _size(image: str) -> int:
+    return int(docker("image", "inspect", "--format", "{{.Size}}", image).stdout.decode())
+
+
+def _parent_of(image: str) -> str:
+    labels = docker("image", "inspect", "--format", '{{index .Config.Labels "repoforge.parent"}}', image)
+    return labels.stdout.decode().strip()
 
 
 class DockerBackend:
@@ -450,7 +554,7 @@ class DockerBackend:
         source = python_source(python)
         if source is None:
             raise SandboxError(f"no source of Python {python} for an image (uv, the host, Debian)")
-        return DockerBuildBox(worktree, source, env_dir.name)
+        return DockerBuildBox(worktree, source, env_dir)
 
     def env_exists(self, env_ref: str) -> bool:
         return image_exists(env_ref)
@@ -459,9 +563,8 @@ class DockerBackend:
         self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path, network: bool = False
     ) -> DockerSandbox:
         image = ensure_instance(repo, commit, env_ref, instance_id)
-        sandbox = DockerSandbox(image, network=network, limits=self.limits)
-        sandbox.exec(RESTORE_GENERATED)
-        return sandbox
+        return DockerSandbox(image, network=network, limits=self.limits, setup=RESTORE_GENERATED)
 
     def discard_instance(self, instance_id: str) -> None:
+        removals_done()  # an image a container still uses cannot be removed
         docker("rmi", instance_ref(instance_id), check=False)

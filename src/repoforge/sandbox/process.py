@@ -160,13 +160,19 @@ class ProcessSandbox:
         return argv + ["bash", "-c", command]
 
     def exec(
-        self, command: str, timeout: float | None = None, network: bool = False, max_output: int = MAX_OUTPUT
+        self,
+        command: str,
+        timeout: float | None = None,
+        network: bool = False,
+        max_output: int = MAX_OUTPUT,
+        input: str | None = None,
     ) -> ExecResult:
         start = time.monotonic()
         run = run_captured(
             self._argv(command, network or self.network),
             timeout,
             max_output,
+            input=None if input is None else input.encode(),
             cwd=self.worktree,
             env=self._environment(),
         )
