@@ -85,8 +85,17 @@ def environment(row: TaskInstance, opts: EvalOptions, backend, log: list[str]) -
     repo = find_repository(row.repo, row.base_commit, opts.places())
     own = row.env is not None and row.env.python in backend.pythons()
     if own and (built := built_env(row.env, opts.store, backend)):  # no checkout to read the project from
-        log.append(f"environment {row.env.fingerprint} (python {row.env.python}, reused): {built[1]}")
-        return repo, *built
+        (spec, env_ref), reused = built, True
+    else:
+        spec, env_ref, reused = _ensure_env(repo, row, own, opts, backend, log)
+    log.append(f"environment {spec.fingerprint} (python {spec.python}, {'reused' if reused else 'built'}): {env_ref}")
+    return repo, spec, env_ref
+
+
+def _ensure_env(
+    repo: Path, row: TaskInstance, own: bool, opts: EvalOptions, backend, log: list[str]
+) -> tuple[EnvSpec, str, bool]:
+    """ensure_env on a checkout: of the row's own env when `own`, else of the one planned for it."""
     tree = opts.store / "work" / f"env-{row.instance_id}-{os.getpid()}"
     try:
         if own:
@@ -94,11 +103,9 @@ def environment(row: TaskInstance, opts: EvalOptions, backend, log: list[str]) -
             spec, meta = row.env.model_copy(update={"attempts": [], "install_steps": []}), read_metadata(tree)
         else:
             spec, meta = _plan_row(repo, row, tree, backend, log)
-        spec, env_ref, reused = ensure_env(spec, meta, tree, opts.store, backend)
+        return ensure_env(spec, meta, tree, opts.store, backend)
     finally:
         shutil.rmtree(tree, ignore_errors=True)
-    log.append(f"environment {spec.fingerprint} (python {spec.python}, {'reused' if reused else 'built'}): {env_ref}")
-    return repo, spec, env_ref
 
 
 def _plan_row(repo: Path, row: TaskInstance, tree: Path, backend, log: list[str]) -> tuple[EnvSpec, ProjectMetadata]:

@@ -470,20 +470,23 @@ def env_image_ref(fingerprint: str) -> str:
 def rebase_on_lineage(built: str, container: str, python: str, env_dir: Path) -> str:
     """The image that holds the environment `built` (committed from `container` on the Python image `python`):
     a layer over its nearest relative where that is smaller and exactly the same, else `built` itself."""
-    with lineage.scratch() as tmp:
-        archive = Path(tmp) / "venv.tar"
-        with archive.open("wb") as out:
-            copied = subprocess.run(["docker", "cp", f"{container}:{VENV}", "-"], stdout=out, stderr=subprocess.PIPE)
-        if copied.returncode != 0:
-            raise SandboxError(f"docker cp: {copied.stderr.decode(errors='replace').strip()}")
-        entries = lineage.manifest(archive)
+    with tempfile.TemporaryDirectory(prefix="repoforge-lineage-") as tmp:
+        archive, changes = Path(tmp) / "venv.tar", Path(tmp) / "changes.tar"
+        try:
+            with archive.open("wb") as out:
+                copied = subprocess.run(["docker", "cp", f"{container}:{VENV}", "-"], stdout=out)
+            entries = lineage.manifest(archive) if copied.returncode == 0 else None
+        except (OSError, tarfile.TarError):
+            entries = None
+        if entries is None:  # a storage saving lost, never the build: neither rebased nor a relative for others
+            return built
         found = lineage.nearest(env_dir.parent, python, entries, env_dir.name, image_exists)
         image, depth = built, 0
         if found:
             parent, (removed, changed, _) = found
             try:
-                lineage.changes_archive(archive, changed, Path(tmp) / "changes.tar")
-                image = _rebased(built, parent["image"], removed, Path(tmp) / "changes.tar", env_dir.name)
+                lineage.changes_archive(archive, changed, changes)
+                image = _rebased(built, python, parent["image"], removed, changes, env_dir.name)
                 depth = parent["depth"] + 1
             except SandboxError:
                 pass  # lineage.NotRebased, or docker failed: the independent build stays
@@ -491,9 +494,9 @@ def rebase_on_lineage(built: str, container: str, python: str, env_dir: Path) ->
     return image
 
 
-def _rebased(built: str, parent: str, removed: list[str], changes: Path, fingerprint: str) -> str:
-    """`parent` made into `built`'s file system: the `removed` entries gone, the `changes` archive added;
-    checked to equal `built` and be smaller than its own layer, then tagged in its place."""
+def _rebased(built: str, python: str, parent: str, removed: list[str], changes: Path, fingerprint: str) -> str:
+    """`parent` made into `built`'s file system (`built` stands on `python`): the `removed` entries gone, the
+    `changes` archive added; checked to equal `built` and be smaller than its own layer, then tagged in its place."""
     root = posixpath.dirname(VENV)  # the archive holds venv/...
     box = DockerSandbox(parent, network=True, kind="build")
     try:
@@ -507,7 +510,7 @@ def _rebased(built: str, parent: str, removed: list[str], changes: Path, fingerp
     finally:
         box.close()
     same = _file_system_digest(rebased) == _file_system_digest(built) and _env(rebased) == _env(built)
-    smaller = _size(rebased) - _size(parent) <= lineage.WORTH_IT * (_size(built) - _size(_parent_of(built)))
+    smaller = _size(rebased) - _size(parent) <= lineage.WORTH_IT * (_size(built) - _size(python))
     if not (same and smaller):
         docker("rmi", rebased, check=False)
         raise lineage.NotRebased("not the independent build" if not same else "not smaller")
@@ -528,11 +531,6 @@ def _env(image: str) -> list[str]:
 
 def _size(image: str) -> int:
     return int(docker("image", "inspect", "--format", "{{.Size}}", image).stdout.decode())
-
-
-def _parent_of(image: str) -> str:
-    labels = docker("image", "inspect", "--format", '{{index .Config.Labels "repoforge.parent"}}', image)
-    return labels.stdout.decode().strip()
 
 
 class DockerBackend:

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import tarfile
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -91,10 +90,6 @@ def record(path: Path, python_image: str, image: str, depth: int, entries: dict[
     partial = path.with_name(f".{path.name}.{os.getpid()}")
     partial.write_text(text)
     os.replace(partial, path)
-
-
-def scratch() -> tempfile.TemporaryDirectory:
-    return tempfile.TemporaryDirectory(prefix="repoforge-lineage-")
 
 
 class NotRebased(SandboxError):
