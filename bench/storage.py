@@ -17,7 +17,7 @@ from pathlib import Path
 
 from repoforge.forge import ForgeOptions, forge
 from repoforge.sandbox.docker import instance_ref
-from repoforge.store import disk_usage
+from repoforge.store import KINDS, disk_usage
 
 
 def closure(usage, instance_ids: set[str]) -> list:
@@ -62,12 +62,16 @@ def main() -> None:
     images = closure(disk_usage(), {row["instance_id"] for row in rows})
     instances = [i for i in images if i.kind == "instance"]
     n = len(instances)
+    env_ids = {i.id for i in images if i.kind == "env"}
     summary = {
         "instances": n,
         "environments": sum(i.kind == "env" for i in images),
         "pythons": sum(i.kind == "python" for i in images),
         "bases": sum(i.kind == "base" for i in images),
+        # rebased: environments stored as a layer over another (sandbox/lineage.py)
+        "environments_rebased": sum(i.kind == "env" and i.parent in env_ids for i in images),
         "unique_bytes": sum(i.own_bytes for i in images),
+        "unique_bytes_by_kind": {k: sum(i.own_bytes for i in images if i.kind == k) for k in KINDS},
         "unique_bytes_per_instance": sum(i.own_bytes for i in images) / n if n else None,
         "apparent_bytes_per_instance": sum(i.apparent_bytes for i in instances) / n if n else None,
         "full_image_per_instance_bytes": sum(i.apparent_bytes for i in instances),
@@ -83,6 +87,8 @@ def main() -> None:
     print(
         f"unique bytes: {mb(summary['unique_bytes'])} in all, {mb(summary['unique_bytes_per_instance'])} per instance"
     )
+    print("of which " + ", ".join(f"{k} {mb(b)}" for k, b in summary["unique_bytes_by_kind"].items()))
+    print(f"environments stored over another: {summary['environments_rebased']}")
     print(f"apparent bytes per instance: {mb(summary['apparent_bytes_per_instance'])}")
     print(f"one full image per instance: {mb(summary['full_image_per_instance_bytes'])} in all")
     print(f"median instance layer: {mb(summary['instance_layer_bytes_median'])}")

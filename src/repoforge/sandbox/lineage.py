@@ -38,7 +38,7 @@ def manifest(archive: Path) -> dict[str, list]:
     with tarfile.open(archive) as tar:
         for member in tar:
             if member.isfile():
-                digest = hashlib.sha256(tar.extractfile(member).read()).hexdigest()
+                digest = hashlib.file_digest(tar.extractfile(member), "sha256").hexdigest()  # in chunks
             else:
                 digest = member.linkname
             entries[member.name] = [member.type.decode(), member.mode, member.size, digest]
