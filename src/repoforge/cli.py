@@ -98,7 +98,9 @@ def pipeline_run(
 def forge(
     sources: Annotated[list[str], typer.Argument(help="Local git repositories, bundles or git URLs.")],
     out: Out,
-    max_candidates: Annotated[Optional[int], typer.Option(help="Stop mining after this many candidates.")] = None,
+    max_candidates: Annotated[
+        Optional[int], typer.Option(help="Keep the newest this many candidates of each source.")
+    ] = None,
     max_commits: Annotated[Optional[int], typer.Option(help="Scan at most this many commits per source.")] = None,
     until: Annotated[Optional[str], typer.Option(help="Mine only commits made up to this date (YYYY-MM-DD).")] = None,
     workers: Workers = 2,
@@ -133,7 +135,9 @@ def forge(
 def mine(
     sources: Annotated[list[str], typer.Argument(help="Local git repositories, bundles or git URLs.")],
     out: Out,
-    max_candidates: Annotated[Optional[int], typer.Option(help="Keep at most this many candidates.")] = None,
+    max_candidates: Annotated[
+        Optional[int], typer.Option(help="Keep the newest this many candidates of each source.")
+    ] = None,
     max_commits: Annotated[Optional[int], typer.Option(help="Scan at most this many commits per source.")] = None,
     until: Annotated[Optional[str], typer.Option(help="Mine only commits made up to this date (YYYY-MM-DD).")] = None,
     store: Store = None,

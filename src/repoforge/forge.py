@@ -111,10 +111,8 @@ def mine_sources(sources: list[str], opts: ForgeOptions) -> list[Candidate]:
                 f"[yellow]{source}: not kept in the store ({exc}); eval finds it through "
                 f"{opts.out / 'sources.json'}[/yellow]"
             )
-        candidates += found
+        candidates += found[: opts.max_candidates]  # the newest of each source, so every source has its share
         rejections += rejected
-    if opts.max_candidates is not None:
-        candidates = candidates[: opts.max_candidates]
     write_atomic(opts.out / "sources.json", json.dumps(repos, indent=2))
     write_atomic(opts.out / "mine_rejections.jsonl", _jsonl(rejections))
     write_atomic(opts.out / "stage_seconds.json", json.dumps({"mine": time.monotonic() - start}))
