@@ -5,6 +5,8 @@
 Evaluates the gold patches of every row twice in one run, with fresh run ids: first with
 --max-workers 1, then with the default. Environments are built (or found) before either is timed.
 Overhead per instance = (one-worker wall time - the test commands' own seconds) / instances.
+With --sandbox docker, a third run (one worker, before the others) starts a new container for every
+instance instead of reusing one per environment, to compare the two side by side.
 """
 
 from __future__ import annotations
@@ -42,6 +44,15 @@ def main() -> None:
     options = lambda run_id: evalrun.options(args, run_id)
     stamp = int(time.time())
     evaluate(rows, predictions, options(f"warmup-{stamp}"), args.workers)  # environments built, caches warm
+    fresh = {}
+    if args.sandbox == "docker":
+        fresh_opts = options(f"fresh-{stamp}").model_copy(update={"reuse_containers": False})
+        wall, report, tests = timed_run(rows, predictions, fresh_opts, 1)
+        fresh = {
+            "resolved_fresh_containers": report["resolved_instances"],
+            "wall_one_worker_fresh_containers_s": round(wall, 1),
+            "overhead_s_per_instance_fresh_containers": round((wall - tests) / len(rows), 3),
+        }
     one_wall, one_report, one_tests = timed_run(rows, predictions, options(f"w1-{stamp}"), 1)
     many_wall, many_report, _ = timed_run(rows, predictions, options(f"w{args.workers}-{stamp}"), args.workers)
     n = len(rows)
@@ -54,6 +65,7 @@ def main() -> None:
         "speedup": round(one_wall / many_wall, 2),
         "test_command_s_per_instance": round(one_tests / n, 3),
         "overhead_s_per_instance": round((one_wall - one_tests) / n, 3),
+        **fresh,
     }
     (args.out / "bench-eval.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))

@@ -179,6 +179,49 @@ def test_a_sandbox_sets_itself_up_in_its_first_command_and_says_when_it_cannot(r
         assert docker("ps", "-aq", "--filter", f"id={container}").stdout.decode().strip() == ""
 
 
+def test_a_reused_container_shows_an_instance_nothing_of_the_one_before(runs, tmp_path):
+    """Eval's instances of one environment take turns in one container: the next sees none of the files, processes
+    or history the one before had or made, and a container it could not clean is replaced."""
+    calc = runs[0]
+    base, fix = calc._git("rev-list", "--reverse", "HEAD").split()[:2]
+    env_ref = docker(
+        "image", "inspect", "--format", '{{index .Config.Labels "repoforge.parent"}}', instance_ref(FIX_ID)
+    )
+    env_ref = env_ref.stdout.decode().strip()
+    backend = DockerBackend()
+    sandbox = lambda commit: backend.instance_sandbox(calc.path, commit, env_ref, "any", tmp_path, reuse=True)
+    first = sandbox(fix)
+    plant = (
+        "for d in /testbed /tmp /var/tmp ~ /dev/shm; do echo planted > $d/planted; done; "
+        "setsid bash -c 'sleep 3; echo late > /tmp/late' > /dev/null 2>&1 & "
+        'echo planted 2>/dev/null > "$VIRTUAL_ENV/planted" || echo venv read-only; '
+        "ip route del default 2>/dev/null || echo routes kept"
+    )
+    try:
+        assert first.exec("git rev-list --all").output.split() == [fix]
+        assert first.exec(plant).output.splitlines()[-2:] == ["venv read-only", "routes kept"]
+    finally:
+        first.close()
+    second = sandbox(base)
+    try:
+        assert second.container == first.container
+        assert second.exec("git rev-list --all").output.split() == [base]  # the earlier instance's fix is gone
+        found = second.exec("sleep 4; ls -A /testbed /tmp /var/tmp ~ /dev/shm | grep -c planted; ls /tmp").output
+        assert found.split() == ["0"]  # nothing planted, and the process that would have written /tmp/late is dead
+        second.exec("echo planted > /dev/planted")  # /dev cannot be emptied as the scratch folders are
+    finally:
+        second.close()
+    third = sandbox(base)
+    try:
+        assert (
+            third.exec("ls /dev/planted; git status --porcelain").output.strip().endswith("No such file or directory")
+        )
+        assert third.container != first.container  # the spoiled container was dropped
+        assert third.exec("python -m pytest -q tests", timeout=60).exit_code == 0
+    finally:
+        third.close()
+
+
 def test_tests_cannot_reach_the_network_and_connects_time_out(runs):
     box = DockerSandbox(instance_ref(FIX_ID))
     probe = (

@@ -218,6 +218,13 @@ def evaluate(
             "--network", help="Let the tests reach the network (rows graded online); off, every connect goes nowhere."
         ),
     ] = False,
+    reuse_containers: Annotated[
+        bool,
+        typer.Option(
+            help="Docker: instances of one environment take turns in one container (read-only but for its emptied "
+            "scratch folders), instead of a new container each."
+        ),
+    ] = True,
 ) -> None:
     """Apply predictions to instances, run their tests, grade, and report as SWE-bench does."""
     from repoforge.harness import hub
@@ -236,6 +243,7 @@ def evaluate(
             timeout=timeout,
             ray_address=ray_address,
             network=network,
+            reuse_containers=reuse_containers,
             **values,
         )
     except ValidationError as exc:

@@ -71,6 +71,7 @@ class EvalOptions(BaseModel):
     timeout: float = 1800
     ray_address: str | None = None
     network: bool = False  # tests may reach the network (rows SWE-bench graded online); off, they cannot
+    reuse_containers: bool = True  # Docker: instances of one environment take turns in one container, reset between
 
     def places(self) -> RepoPlaces:
         return RepoPlaces(store=self.store, mirror=self.repo_mirror, sources_file=self.sources_file)
@@ -209,7 +210,13 @@ def _run(
     repo, spec, env_ref = environment(row, opts, backend, log)
     report.seconds["env"] = round(time.monotonic() - started, 3)
     sandbox = backend.instance_sandbox(
-        repo, row.base_commit, env_ref, row.instance_id, opts.store / "work", network=opts.network
+        repo,
+        row.base_commit,
+        env_ref,
+        row.instance_id,
+        opts.store / "work",
+        network=opts.network,
+        reuse=opts.reuse_containers,
     )
     try:
         try:
@@ -366,10 +373,23 @@ def _done(opts: EvalOptions, prediction: Prediction, row: TaskInstance) -> bool:
     return (instance_log_dir(opts, prediction, row.instance_id) / "report.json").exists()
 
 
-def _one_per_environment(rows: list[TaskInstance]) -> list[TaskInstance]:
+def _environment_key(row: TaskInstance) -> tuple[str, str]:
     # Rows carrying our env share it by fingerprint; the others are planned at their setup commits.
-    groups = {(r.repo, r.env.fingerprint if r.env else r.environment_setup_commit or r.base_commit): r for r in rows}
-    return list(groups.values())
+    return row.repo, row.env.fingerprint if row.env else row.environment_setup_commit or row.base_commit
+
+
+def _one_per_environment(rows: list[TaskInstance]) -> list[TaskInstance]:
+    return list({_environment_key(r): r for r in rows}.values())
+
+
+def _slowest_environments_first(rows: list[TaskInstance]) -> list[TaskInstance]:
+    """The instances of one environment one after another (a worker reuses its container for them), environments
+    with the most tests first (the slowest, as a rule), so that no straggler ends the run alone."""
+    size = lambda row: len(row.FAIL_TO_PASS) + len(row.PASS_TO_PASS)
+    groups: dict[tuple, list[TaskInstance]] = {}
+    for row in sorted(rows, key=size, reverse=True):
+        groups.setdefault(_environment_key(row), []).append(row)
+    return [row for group in sorted(groups.values(), key=lambda g: sum(map(size, g)), reverse=True) for row in group]
 
 
 def _env_built(row: TaskInstance, store: Path, backend: str) -> bool:
@@ -453,7 +473,7 @@ def evaluate(
     opts = opts.model_copy(update={"sandbox": backend})  # "auto" is decided here, once, not on each node
     to_build = [r for r in _one_per_environment(todo) if not _env_built(r, opts.store, backend)]
     run_all(to_build, lambda row: _prepare(row, opts), workers, "environments", opts.ray_address, backend)
-    todo.sort(key=lambda row: len(row.FAIL_TO_PASS) + len(row.PASS_TO_PASS), reverse=True)
+    todo = _slowest_environments_first(todo)
     run_all(
         todo,
         lambda row: evaluate_one(row, chosen[row.instance_id], opts),

@@ -304,10 +304,18 @@ class Backend(Protocol):
     def env_exists(self, env_ref: str) -> bool: ...
 
     def instance_sandbox(
-        self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path, network: bool = False
+        self,
+        repo: Path,
+        commit: str,
+        env_ref: str,
+        instance_id: str,
+        work: Path,
+        network: bool = False,
+        reuse: bool = False,
     ) -> Sandbox:
         """A sandbox with the repository at `commit` and the environment `env_ref` active; with `network`, its
-        commands may reach the network (the host's, or a container's on Docker's default bridge)."""
+        commands may reach the network (the host's, or a container's on Docker's default bridge); with `reuse`, it
+        may be a container an earlier instance of `env_ref` used, emptied of everything that instance could write."""
         ...
 
     def discard_instance(self, instance_id: str) -> None:

@@ -212,7 +212,7 @@ def ensure_python(source: PythonSource) -> str:
                 base = ensure_system_base()
                 with tempfile.TemporaryDirectory(prefix="repoforge-python-") as tmp:
                     pack(source, Path(tmp) / "python.tar")
-                    _add_layer(base, Path(tmp) / "python.tar", labels | {"repoforge.parent": base}, ref)
+                    _add_layer(base, (Path(tmp) / "python.tar").read_bytes(), labels | {"repoforge.parent": base}, ref)
             _check_python(source, ref)
     return ref
 
@@ -261,11 +261,11 @@ def _purge_packages(root: str) -> None:
         subprocess.run(["chroot", root, "dpkg", "--purge", "--force-depends", *drop], capture_output=True)
 
 
-def _add_layer(parent: str, archive: Path, labels: dict[str, str], ref: str) -> None:
+def _add_layer(parent: str, archive: bytes, labels: dict[str, str], ref: str) -> None:
     """Commit `parent` plus the tar `archive` (extracted at /) as `ref`."""
     container = docker("create", *owner_labels("build"), parent, "true").stdout.decode().strip()
     try:
-        docker("cp", "-", f"{container}:/", input=archive.read_bytes())
+        docker("cp", "-", f"{container}:/", input=archive)
         docker("commit", *label_changes(labels | UNOWNED), container, ref)
     finally:
         docker("rm", "-f", container, check=False)
@@ -305,6 +305,17 @@ def instance_ref(instance_id: str) -> str:
     return f"repoforge-instance:{docker_tag(instance_id)}"
 
 
+def testbed_archive(repo: Path, commit: str) -> bytes:
+    """A tar of /testbed: the repository at `commit` and nothing newer (isolated_checkout)."""
+    with tempfile.TemporaryDirectory(prefix="repoforge-testbed-") as tmp:
+        tree = Path(tmp) / "testbed"
+        isolated_checkout(repo, commit, tree)
+        archive = Path(tmp) / "testbed.tar"
+        with tarfile.open(archive, "w") as tar:
+            tar.add(tree, arcname="testbed")
+        return archive.read_bytes()
+
+
 def ensure_instance(repo: Path, commit: str, env_ref: str, instance_id: str) -> str:
     """The environment plus the repository at `commit` and nothing newer."""
     ref = instance_ref(instance_id)
@@ -312,22 +323,24 @@ def ensure_instance(repo: Path, commit: str, env_ref: str, instance_id: str) -> 
         parent = docker("image", "inspect", "--format", '{{index .Config.Labels "repoforge.parent"}}', ref, check=False)
         if parent.returncode == 0 and parent.stdout.decode().strip() == env_ref:
             return ref
-        with tempfile.TemporaryDirectory(prefix="repoforge-testbed-") as tmp:
-            tree = Path(tmp) / "testbed"
-            isolated_checkout(repo, commit, tree)
-            archive = Path(tmp) / "testbed.tar"
-            with tarfile.open(archive, "w") as tar:
-                tar.add(tree, arcname="testbed")
-            _add_layer(
-                env_ref,
-                archive,
-                {"repoforge.kind": "instance", "repoforge.parent": env_ref, "repoforge.instance_id": instance_id},
-                ref,
-            )
+        _add_layer(
+            env_ref,
+            testbed_archive(repo, commit),
+            {"repoforge.kind": "instance", "repoforge.parent": env_ref, "repoforge.instance_id": instance_id},
+            ref,
+        )
     return ref
 
 
 # --- sandboxes ----------------------------------------------------------------------------------
+
+
+def run_args(network: bool, limits: list[str] = (), kind: str = "sandbox") -> list[str]:
+    args = ["run", "-d", *owner_labels(kind), *limits]
+    if not network:
+        # Names fail at once (a resolver on loopback that refuses) instead of after 10 s per lookup.
+        args += ["--network", "none", "--cap-add", "NET_ADMIN", "--dns", "127.0.0.1", "--dns-option", "attempts:1"]
+    return args
 
 
 class DockerSandbox:
@@ -348,34 +361,66 @@ class DockerSandbox:
         kind: str = "sandbox",
         setup: str = "",
     ):
-        args = ["run", "-d", *owner_labels(kind), *limits]
-        if not network:
-            # Names fail at once (a resolver on loopback that refuses) instead of after 10 s per lookup.
-            args += ["--network", "none", "--cap-add", "NET_ADMIN", "--dns", "127.0.0.1", "--dns-option", "attempts:1"]
+        args = run_args(network, limits, kind)
         for name, value in (env or {}).items():
             args += ["-e", f"{name}={value}"]
         for mount in mounts:
             args += ["-v", mount]
         self.container = docker(*args, image, "sleep", "infinity", timeout=120).stdout.decode().strip()
         self.setup = "; ".join(filter(None, ["" if network else OFFLINE_ROUTES, setup]))
+        self.reused: ReusedContainer | None = None
+        self.testbed: bytes | None = None
+
+    @classmethod
+    def reusing(cls, reused: ReusedContainer, testbed: bytes, setup: str) -> DockerSandbox:
+        """A sandbox in a container an earlier instance used: its first command empties what that instance could
+        have written, checks that nothing else of it is left, and unpacks `testbed` before `setup`."""
+        sandbox = cls.__new__(cls)
+        sandbox.container, sandbox.setup, sandbox.reused, sandbox.testbed = reused.container, setup, reused, testbed
+        return sandbox
 
     def _exec_raw(
         self, command: str, timeout: float | None, input: bytes | None = None, max_output: int = MAX_OUTPUT
     ) -> ExecResult:
         start = time.monotonic()
         setup, nonce = self.setup, secrets.token_hex(12)
+        wrapped = command
         if setup:  # nothing of the checkout has run yet: the nonce is still unknown to it
-            command = f"if ! out=$({{ {setup}\n}} 2>&1); then printf '{nonce}%s' \"$out\"; exit 1; fi; {command}"
-        wrapped = f"timeout -s KILL {int(timeout)} bash -c {shlex.quote(command)}" if timeout else command
-        args = ["exec", *(["-i"] if input is not None else []), "-w", TESTBED, self.container, "bash", "-c", wrapped]
+            wrapped = f"if ! out=$({{ {setup}\n}} 2>&1); then printf '{nonce}%s' \"$out\"; exit 1; fi; {wrapped}"
+        if timeout:
+            wrapped = f"timeout -s KILL {int(timeout)} bash -c {shlex.quote(wrapped)}"
+        stdin = input
+        if self.reused:
+            wrapped, stdin = self._in_reused(wrapped, input, nonce)
+        args = ["exec", *(["-i"] if stdin is not None else []), "-w", TESTBED, self.container, "bash", "-c", wrapped]
         # The client gets a minute more than the command: killing it would leave the command running.
-        run = run_captured(["docker", *args], (timeout + 60) if timeout else None, max_output, input=input)
+        run = run_captured(["docker", *args], (timeout + 60) if timeout else None, max_output, input=stdin)
         seconds = time.monotonic() - start
-        if setup and run.output.startswith(nonce):
+        if run.output.startswith(nonce + LEFTOVERS):
+            self._replace_reused(run.output[len(nonce + LEFTOVERS) :].strip()[:200])
+            return self._exec_raw(command, timeout, input, max_output)
+        if (setup or self.testbed) and run.output.startswith(nonce):
             raise SandboxError(f"the sandbox could not be set up: {run.output[len(nonce) :].strip()[-500:]}")
-        self.setup = ""
+        self.setup, self.testbed = "", None
         timed_out = run.timed_out or (bool(timeout) and run.exit_code == 137 and seconds >= timeout - 1)
         return ExecResult(run.exit_code, run.output, seconds, timed_out)
+
+    def _in_reused(self, wrapped: str, input: bytes | None, nonce: str) -> tuple[str, bytes | None]:
+        """Every command of a reused container runs without NET_ADMIN; the first one resets the container first."""
+        wrapped = f"{DROP_CAPS} bash -c {shlex.quote(wrapped)}"
+        if self.testbed is None:
+            return wrapped, input
+        reset = reset_command(nonce, self.reused.dev, len(self.testbed))
+        return f"{reset}\n{wrapped}", self.testbed + (input or b"")
+
+    def _replace_reused(self, left: str) -> None:
+        """What an earlier instance left behind could not be removed: this instance gets a new container."""
+        if self.reused.fresh:
+            raise SandboxError(f"a new container failed its own reset: {left}")
+        self.reused.spoiled = True
+        remove_later(self.container)
+        self.reused = reused_container(*self.reused.key, self.reused.limits)
+        self.container = self.reused.container
 
     def exec(
         self,
@@ -401,7 +446,78 @@ class DockerSandbox:
         return diff_inside(self)
 
     def close(self) -> None:
-        remove_later(self.container)
+        if self.reused and not self.reused.spoiled:
+            self.reused.in_use, self.reused.fresh = False, False
+        else:
+            remove_later(self.container)
+
+
+# --- containers reused between instances of one environment ----------------------------------------
+
+# A reused container's root file system is read-only: these are the only places an instance can write, and each is
+# a tmpfs emptied before the next instance. /dev (a tmpfs Docker makes) must list as it did when the container
+# started, and no process of an earlier instance may be left; otherwise the container is dropped.
+# HOME is one of them, not /root: interpreters copied from the host may live under /root (pyenv's).
+HOME = "/home/repoforge"
+SCRATCH = ("/testbed", "/tmp", "/var/tmp", HOME)
+DEV_DIGEST = "find /dev -mindepth 1 -maxdepth 1 -printf '%y %m %f %l\\n' | sort | md5sum"
+LEFTOVERS = "leftovers:"
+DROP_CAPS = "setpriv --inh-caps -net_admin --bounding-set -net_admin --"
+
+
+def reset_command(nonce: str, dev: str, testbed_size: int) -> str:
+    """Run first in a reused container (outside `timeout`: it kills every other process), then reads the testbed
+    from the head of stdin."""
+    scratch = " ".join([*SCRATCH, "/dev/shm", "/dev/mqueue"])
+    spoiled = lambda what: f'{{ printf "{nonce}{LEFTOVERS}%s" "{what}"; exit 1; }}'
+    return "; ".join(
+        [
+            "kill -9 -1 2>/dev/null",  # every process but this shell and the container's own (pid 1)
+            "ipcrm --all 2>/dev/null",
+            f"find {scratch} -mindepth 1 -delete 2>/dev/null",
+            f"chmod 1777 /tmp /var/tmp; chmod 700 {HOME}",
+            f'left=$(find {scratch} -mindepth 1 | head -3); [ -z "$left" ] || {spoiled("$left")}',
+            f'[ "$({DEV_DIGEST})" = "{dev}" ] || {spoiled("changes in /dev")}',
+            # killed processes whose parent is gone stay as zombies (pid 1 is sleep): too many, and it is dropped
+            f'procs=$(ls -d /proc/[0-9]* | wc -l); [ "$procs" -lt 64 ] || {spoiled("$procs processes")}',
+            f'out=$(head -c {testbed_size} | tar -x -C / 2>&1) || {{ printf "{nonce}%s" "$out"; exit 1; }}',
+        ]
+    )
+
+
+class ReusedContainer:
+    """A container of one environment image that instances take in turn (one at a time, in this process)."""
+
+    def __init__(self, image: str, network: bool, limits: list[str]):
+        self.key, self.limits = (image, network), limits
+        self.in_use, self.fresh, self.spoiled = True, True, False
+        tmpfs = [f"--tmpfs={path}:exec" for path in SCRATCH]
+        args = [*run_args(network, limits), "--read-only", "--cap-drop", "MKNOD", "-e", f"HOME={HOME}", *tmpfs]
+        self.container = docker(*args, image, "sleep", "infinity", timeout=120).stdout.decode().strip()
+        # Its routes are set once (instances cannot change them: they lack NET_ADMIN) and /dev's first state taken.
+        first = docker("exec", self.container, "bash", "-c", f"{'' if network else OFFLINE_ROUTES + '; '}{DEV_DIGEST}")
+        self.dev = first.stdout.decode().strip()
+
+
+_reusable: list[ReusedContainer] = []  # one idle at most: of the environment this process used last
+
+
+def reused_container(image: str, network: bool, limits: list[str]) -> ReusedContainer:
+    for entry in _reusable:
+        if entry.key == (image, network) and not entry.in_use and not entry.spoiled:
+            entry.in_use = True
+            return entry
+    for entry in _reusable:
+        if not entry.in_use:
+            remove_later(entry.container)
+    _reusable[:] = [entry for entry in _reusable if entry.in_use] + [ReusedContainer(image, network, limits)]
+    return _reusable[-1]
+
+
+@atexit.register
+def _remove_reused() -> None:
+    for entry in _reusable:
+        remove_later(entry.container)
 
 
 _removing: list[subprocess.Popen] = []
@@ -558,8 +674,20 @@ class DockerBackend:
         return image_exists(env_ref)
 
     def instance_sandbox(
-        self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path, network: bool = False
+        self,
+        repo: Path,
+        commit: str,
+        env_ref: str,
+        instance_id: str,
+        work: Path,
+        network: bool = False,
+        reuse: bool = False,
     ) -> DockerSandbox:
+        """With `reuse`, the instance runs in this process's container of `env_ref` (one is started if there is
+        none): no container start and no instance image, the checkout unpacked in the first command."""
+        if reuse:
+            reused = reused_container(env_ref, network, self.limits)
+            return DockerSandbox.reusing(reused, testbed_archive(repo, commit), RESTORE_GENERATED)
         image = ensure_instance(repo, commit, env_ref, instance_id)
         return DockerSandbox(image, network=network, limits=self.limits, setup=RESTORE_GENERATED)
 

@@ -255,7 +255,14 @@ class ProcessBackend:
         return (Path(env_ref) / "bin" / "python").exists()
 
     def instance_sandbox(
-        self, repo: Path, commit: str, env_ref: str, instance_id: str, work: Path, network: bool = False
+        self,
+        repo: Path,
+        commit: str,
+        env_ref: str,
+        instance_id: str,
+        work: Path,
+        network: bool = False,
+        reuse: bool = False,  # nothing to reuse: a process sandbox starts no container
     ) -> ProcessSandbox:
         work.mkdir(parents=True, exist_ok=True)
         # A folder of its own, even for a second sandbox of the instance in this process (the gold patch's run).
