@@ -410,14 +410,17 @@ class DockerSandbox:
         # The client gets a minute more than the command: killing it would leave the command running.
         run = run_captured(["docker", *args], (timeout + 60) if timeout else None, max_output, input=stdin)
         seconds = time.monotonic() - start
-        if run.output.startswith(nonce + LEFTOVERS):
-            self._replace_reused(run.output[len(nonce + LEFTOVERS) :].strip()[:200])
-            return self._exec_raw(command, timeout, input, max_output)
-        if (setup or self.testbed) and run.output.startswith(nonce):
-            raise SandboxError(f"the sandbox could not be set up: {run.output[len(nonce) :].strip()[-500:]}")
+        output = run.output
+        if self.testbed is not None:  # a reset that did not say it finished (killed, say) left the container as it was
+            if not output.startswith(nonce + READY):
+                self._replace_reused(output.removeprefix(nonce + LEFTOVERS).strip()[:200] or "the reset did not end")
+                return self._exec_raw(command, timeout, input, max_output)
+            output = output[len(nonce + READY) :]
+        if (setup or self.testbed) and output.startswith(nonce):
+            raise SandboxError(f"the sandbox could not be set up: {output[len(nonce) :].strip()[-500:]}")
         self.setup, self.testbed = "", None
         timed_out = run.timed_out or (bool(timeout) and run.exit_code == 137 and seconds >= timeout - 1)
-        return ExecResult(run.exit_code, run.output, seconds, timed_out)
+        return ExecResult(run.exit_code, output, seconds, timed_out)
 
     def _in_reused(self, wrapped: str, input: bytes | None, nonce: str) -> tuple[str, bytes | None]:
         """Every command of a reused container runs without NET_ADMIN; the first one resets the container first."""
@@ -470,12 +473,12 @@ class DockerSandbox:
 
 # A reused container's root file system is read-only: these are the only places an instance can write, and each is
 # a tmpfs emptied before the next instance. /dev (a tmpfs Docker makes) must list as it did when the container
-# started, and no process of an earlier instance may be left; otherwise the container is dropped.
-# HOME is one of them, not /root: interpreters copied from the host may live under /root (pyenv's).
+# started, and no process of an earlier instance may be left; otherwise the container is replaced. HOME is one of
+# them, not /root: interpreters copied from the host may live under /root (pyenv's).
 HOME = "/home/repoforge"
 SCRATCH = ("/testbed", "/tmp", "/var/tmp", HOME)
 DEV_DIGEST = "find /dev -mindepth 1 -maxdepth 1 -printf '%y %m %f %l\\n' | sort | md5sum"
-LEFTOVERS = "leftovers:"
+LEFTOVERS, READY = "leftovers:", "ready:"
 DROP_CAPS = "setpriv --inh-caps -net_admin --bounding-set -net_admin --"
 
 
@@ -494,7 +497,8 @@ def reset_command(nonce: str, dev: str, testbed_size: int) -> str:
             f'[ "$({DEV_DIGEST})" = "{dev}" ] || {spoiled("changes in /dev")}',
             # killed processes whose parent is gone stay as zombies (pid 1 is sleep): too many, and it is dropped
             f'procs=$(ls -d /proc/[0-9]* | wc -l); [ "$procs" -lt 64 ] || {spoiled("$procs processes")}',
-            f'out=$(head -c {testbed_size} | tar -x -C / 2>&1) || {{ printf "{nonce}%s" "$out"; exit 1; }}',
+            f"out=$(head -c {testbed_size} | tar -x -C / 2>&1) || {spoiled('$out')}",
+            f"printf {nonce}{READY}",
         ]
     )
 
@@ -509,7 +513,12 @@ class ReusedContainer:
         args = [*run_args(network, limits), "--read-only", "--cap-drop", "MKNOD", "-e", f"HOME={HOME}", *tmpfs]
         self.container = docker(*args, image, "sleep", "infinity", timeout=120).stdout.decode().strip()
         # Its routes are set once (instances cannot change them: they lack NET_ADMIN) and /dev's first state taken.
-        first = docker("exec", self.container, "bash", "-c", f"{'' if network else OFFLINE_ROUTES + '; '}{DEV_DIGEST}")
+        routes = "" if network else f"{OFFLINE_ROUTES}; "
+        try:
+            first = docker("exec", self.container, "bash", "-c", routes + DEV_DIGEST, timeout=120)
+        except SandboxError:
+            remove_later(self.container)
+            raise
         self.dev = first.stdout.decode().strip()
 
 
