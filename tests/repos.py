@@ -410,3 +410,38 @@ def growing_dependencies(path: Path) -> RepoBuilder:
         },
     )
     return repo
+
+
+def reaching_fix(path: Path) -> RepoBuilder:
+    """Two fixes; the second's code reads the interpreter's module table, which the project never did before it."""
+    repo = RepoBuilder(path, remote="https://github.com/example/reacher.git")
+    pyproject = (
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "reacher"\nversion = "0.1"\nrequires-python = ">=3.11"\n\n'
+        '[project.optional-dependencies]\ntest = ["pytest"]\n'
+    )
+    tests = "from reacher import add\n\n\ndef test_zero():\n    assert add(0, 0) == 0\n"
+    repo.commit(
+        "Initial reacher",
+        "2024-05-01T09:00:00+00:00",
+        {"pyproject.toml": pyproject, "reacher.py": "def add(a, b):\n    return a - b\n", "tests/test_add.py": tests},
+    )
+    tests += "\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+    repo.commit(
+        "Fix add (#1)",
+        "2024-05-02T09:00:00+00:00",
+        {"reacher.py": "def add(a, b):\n    return a + b\n", "tests/test_add.py": tests},
+    )
+    tests = (
+        tests.replace("import add", "import add, loaded") + "\n\ndef test_loaded():\n    assert 'reacher' in loaded()\n"
+    )
+    repo.commit(
+        "List loaded modules (#2)",
+        "2024-05-03T09:00:00+00:00",
+        {
+            "reacher.py": "import sys\n\n\ndef add(a, b):\n    return a + b\n\n\n"
+            "def loaded():\n    return sorted(sys.modules)\n",
+            "tests/test_add.py": tests,
+        },
+    )
+    return repo

@@ -123,6 +123,20 @@ def test_setup_py_only_project_uses_compat_editable(tmp_path, store):
     assert [a["strategy"] for a in row["env"]["attempts"]] == ["editable", "compat-editable"]
 
 
+def test_a_fix_eval_would_grade_as_tampering_is_rejected(tmp_path, store):
+    """The gold patch of every instance resolves under eval: a fix whose code reaches into the test machinery (here the
+    module table) where the project's own code never does is rejected, with eval's reason."""
+    repo = repos.reaching_fix(tmp_path / "reacher")
+    instances, report, rejections = run_forge(tmp_path, store, repo.path)
+    assert instances["example__reacher-1"]["FAIL_TO_PASS"] == ["tests/test_add.py::test_add"]
+    assert list(instances) == ["example__reacher-1"]
+    assert report["counts"]["rejected"]["validate"] == {"the fix reaches into the test machinery": 1}
+    assert rejections["example__reacher-2"]["detail"] == (
+        "the patch's non-test code reaches into the module table (reacher.py), which the project's own code never "
+        "does at the base commit"
+    )
+
+
 def test_unittest_project(tmp_path, store):
     repo = repos.unittest_project(tmp_path / "shapes")
     instances, _, _ = run_forge(tmp_path, store, repo.path)

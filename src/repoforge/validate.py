@@ -7,7 +7,15 @@ from typing import NamedTuple
 
 from repoforge.llm.fit import cut
 from repoforge.sandbox import SandboxError
-from repoforge.sandbox.base import ExecResult, PatchError, ResultFileError, Sandbox, Step, read_result_file
+from repoforge.sandbox.base import (
+    ExecResult,
+    PatchError,
+    ResultFileError,
+    Sandbox,
+    Step,
+    read_result_file,
+    run_steps,
+)
 from repoforge.schema import Candidate, EnvSpec, Rejection, TaskInstance, TestStatus
 from repoforge.testrun.command import (
     FUNCTIONS_JUNIT_FILE,
@@ -140,6 +148,15 @@ def _mixed(statuses: list[TestStatus]) -> bool:
     return any(s in PASSING for s in statuses) and any(s in FAILING for s in statuses)
 
 
+def reaches_into_tests(sandbox: Sandbox, patch: str) -> list[str]:
+    """What eval's tampering reading (harness/grade.reach_tampering) finds in `patch`, the sandbox at its base."""
+    from repoforge.harness.grade import base_reach_checks, reach_tampering  # grade imports this module
+    from repoforge.harness.patchtext import reaches
+
+    reaching = reaches(patch)
+    return reach_tampering(reaching, run_steps(sandbox, base_reach_checks(reaching), timeout=120)) if reaching else []
+
+
 def validate(
     candidate: Candidate, sandbox: Sandbox, spec: EnvSpec, pre_runs: int = 2, post_runs: int = 3, timeout: float = 600
 ) -> tuple[TaskInstance | Rejection, list[str]]:
@@ -149,6 +166,8 @@ def validate(
     )
     try:
         spec = with_runner(spec, sandbox)
+        if reasons := reaches_into_tests(sandbox, candidate.patch):  # eval would grade its own fix as tampering
+            return reject("the fix reaches into the test machinery", "; ".join(reasons)), []
         try:
             sandbox.apply_patch(candidate.test_patch)
         except PatchError as exc:
