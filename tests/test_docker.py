@@ -43,6 +43,10 @@ pytestmark = [
 ]
 
 
+def labels(ref: str) -> dict[str, str]:
+    return json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", ref).stdout)
+
+
 def forged(out, store, sources, sandbox):
     report = forge([str(s) for s in sources], ForgeOptions(out=out, store=store, timeout=15, sandbox=sandbox))
     rows = [json.loads(line) for line in (out / "instances.jsonl").read_text().splitlines()]
@@ -115,8 +119,8 @@ def test_a_python_no_debian_suite_ships_comes_from_uv_or_the_host(runs):
     assert (env["python"], env["python_source"]) == ("3.8", source.label)
     assert docker_rows[PINNED_ID]["FAIL_TO_PASS"] == ["tests/test_middle.py::test_even"]
     assert docker_rows[PINNED_ID]["PASS_TO_PASS"] == ["tests/test_middle.py::test_odd"]
-    labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", python_ref(source)).stdout)
-    assert {key: labels[key] for key in ("repoforge.kind", "repoforge.parent", "repoforge.python_source")} == {
+    python_labels = labels(python_ref(source))
+    assert {key: python_labels[key] for key in ("repoforge.kind", "repoforge.parent", "repoforge.python_source")} == {
         "repoforge.kind": "python",
         "repoforge.parent": system_base_ref(),
         "repoforge.python_source": source.label,
@@ -184,10 +188,7 @@ def test_a_reused_container_shows_an_instance_nothing_of_the_one_before(runs, tm
     or history the one before had or made, and a container it could not clean is replaced."""
     calc = runs[0]
     base, fix = calc._git("rev-list", "--reverse", "HEAD").split()[:2]
-    env_ref = docker(
-        "image", "inspect", "--format", '{{index .Config.Labels "repoforge.parent"}}', instance_ref(FIX_ID)
-    )
-    env_ref = env_ref.stdout.decode().strip()
+    env_ref = labels(instance_ref(FIX_ID))["repoforge.parent"]
     backend = DockerBackend()
     sandbox = lambda commit: backend.instance_sandbox(calc.path, commit, env_ref, "any", tmp_path, reuse=True)
     first = sandbox(fix)
@@ -246,11 +247,7 @@ def test_network_on_request_puts_the_container_on_dockers_bridge(runs, tmp_path)
     host = bridge[bridge.index("inet") + 1].split("/")[0]
     calc = runs[0]
     base = calc._git("rev-list", "--reverse", "HEAD").split()[0]
-    env_ref = (
-        docker("image", "inspect", "--format", '{{index .Config.Labels "repoforge.parent"}}', instance_ref(FIX_ID))
-        .stdout.decode()
-        .strip()
-    )
+    env_ref = labels(instance_ref(FIX_ID))["repoforge.parent"]
     with http_service(host) as port:
         probe = f"python -c \"import urllib.request; urllib.request.urlopen('http://{host}:{port}/', timeout=5)\""
         for network in (True, False):
@@ -265,7 +262,7 @@ def test_crashed_runs_containers_are_removed_by_the_next(runs):
     finished = subprocess.Popen(["true"])
     finished.wait()  # reaped: its pid names no live process
     dead_pid = finished.pid
-    labels = [
+    owner = [
         "--label",
         "repoforge.kind=sandbox",
         "--label",
@@ -273,7 +270,7 @@ def test_crashed_runs_containers_are_removed_by_the_next(runs):
         "--label",
         f"repoforge.host={socket.gethostname()}",
     ]
-    leftover = docker("run", "-d", *labels, system_base_ref(), "sleep", "infinity").stdout.decode().strip()
+    leftover = docker("run", "-d", *owner, system_base_ref(), "sleep", "infinity").stdout.decode().strip()
     DockerBackend()
     assert docker("ps", "-aq", "--filter", f"id={leftover}").stdout.decode().strip() == ""
 
@@ -309,7 +306,6 @@ def test_an_environment_stored_over_its_nearest_relative_gives_the_same_instance
             ["tests/test_growing.py::test_add"],
         ),
     }
-    labels = lambda ref: json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", ref).stdout)
     size = lambda ref: int(docker("image", "inspect", "--format", "{{.Size}}", ref).stdout)
     envs = [labels(instance_ref(i))["repoforge.parent"] for i in sorted(outcome)]
     assert envs[0] != envs[1]
