@@ -382,7 +382,8 @@ def test_requirement_files_with_includes_and_cycle(tmp_path: Path) -> None:
         """,
             "requirements/base.txt": "-r ../requirements.txt\nsix\nfutures; python_version < '3'\n",
             "requirements/docs.txt": "sphinx\n",
-            "requirements-dev.txt": "-r requirements.txt\n--requirement=requirements/test.txt\nblack\n",
+            "requirements-dev.txt": "-r requirements.txt\n--requirement=requirements/test.txt\n-r docs/requirements.txt\nblack\n",
+            "docs/requirements.txt": "furo\n",
             "requirements/test.txt": "-r test.txt\n-c constraints.txt\npytest>=5\n.[tests]\n",
             "requirements/prod.txt": "gunicorn\n",
             "tools-requirements.txt": "pytest-xdist\n",
@@ -415,6 +416,7 @@ def test_requirement_files_with_includes_and_cycle(tmp_path: Path) -> None:
         "tools-requirements.txt",
     ]
     assert sum("skipped" in w for w in md.warnings) == 3  # -e git+, git+, ./vendored
+    assert "requirements-dev.txt: left out docs/requirements.txt: not for the tests" in md.warnings
 
 
 def test_tox_ini(tmp_path: Path) -> None:

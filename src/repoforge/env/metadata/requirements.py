@@ -138,6 +138,10 @@ def include(r: Reader, rel: str, source: str, sink: list[Raw], visited: set[str]
     rel = posixpath.normpath(rel)
     if rel in visited:
         return
+    if test_context and rel != source and path_tokens(rel) & REQ_FILE_NOT_TEST_TOKENS:
+        # A development file that gathers everything (docs' theme, linters) names much the tests never import.
+        r.warn(f"{source}: left out {rel}: not for the tests")
+        return
     visited.add(rel)
     text = r.read(rel)
     if text is None:
