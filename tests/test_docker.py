@@ -4,8 +4,10 @@ history, no network, leftovers of crashed runs removed. Skipped where no engine 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
+import time
 
 import calcpkg
 import pytest
@@ -221,6 +223,50 @@ def test_a_reused_container_shows_an_instance_nothing_of_the_one_before(runs, tm
         assert third.exec("python -m pytest -q tests", timeout=60).exit_code == 0
     finally:
         third.close()
+
+
+def test_the_next_environments_container_is_started_ahead(runs, tmp_path):
+    """While an instance runs, a container of the environment named ahead starts: the next instance of that
+    environment runs in it, and a container started for a wrong guess is removed."""
+    calc = runs[0]
+    base = calc._git("rev-list", "--reverse", "HEAD").split()[0]
+    env_ref = labels(instance_ref(FIX_ID))["repoforge.parent"]
+    other_ref = labels(env_ref)["repoforge.parent"]  # the Python image: another environment, as far as reuse goes
+    backend = DockerBackend()
+    sandbox = lambda ref, ahead: backend.instance_sandbox(
+        calc.path, base, ref, "any", tmp_path, reuse=True, ahead=ahead
+    )
+    mine = f"label=repoforge.pid={os.getpid()}"
+    running = lambda: set(docker("ps", "-q", "--no-trunc", "--filter", mine).stdout.decode().split())
+
+    def eventually(condition):
+        deadline = time.monotonic() + 60
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return condition()
+
+    earlier = running()
+    first = sandbox(env_ref, other_ref)
+    try:
+        assert first.exec("git rev-list --all").output.split() == [base]
+    finally:
+        first.close()
+    assert eventually(lambda: running() - earlier - {first.container})
+    [started] = running() - earlier - {first.container}  # while the first instance ran
+    second = sandbox(other_ref, env_ref)
+    try:
+        assert second.container == started
+        assert second.exec("git rev-list --all").output.split() == [base]
+    finally:
+        second.close()
+    third = sandbox(env_ref, None)
+    try:
+        assert third.container == first.container  # kept while the second ran: its environment came next
+    finally:
+        third.close()
+    sandbox(env_ref, other_ref).close()  # a wrong guess: the next instance needs env_ref again
+    sandbox(env_ref, env_ref).close()
+    assert eventually(lambda: running() - earlier <= {first.container})  # the second's, and the guess's, are gone
 
 
 def test_tests_cannot_reach_the_network_and_connects_time_out(runs):

@@ -3,6 +3,7 @@ an installation goes into its image. No engine needed: test_docker.py builds the
 
 from __future__ import annotations
 
+import os
 import shutil
 import tarfile
 import time
@@ -12,7 +13,7 @@ import pytest
 
 from repoforge.env.python import available_pythons, inspect_interpreter
 from repoforge.sandbox import interpreters
-from repoforge.sandbox.interpreters import PythonSource, dropped_by, pack, python_source
+from repoforge.sandbox.interpreters import PythonSource, dropped_by, pack, python_source, stripping
 
 HOST_38 = inspect_interpreter(available_pythons()["3.8"]) if "3.8" in available_pythons() else None
 needs_host_38 = pytest.mark.skipif(
@@ -88,6 +89,7 @@ def test_a_copy_leaves_out_what_no_environment_uses(tmp_path):
         "lib/python3.8/site-packages/pip/__init__.py": "installed packages and their scripts",
         "bin/pip3": "installed packages and their scripts",
         "share/man/man1/python3.8.1": "manual pages",
+        "lib/python3.8/__pycache__/os.cpython-38.opt-1.pyc": "bytecode for -O and -OO (tests run without them)",
     }
     assert [path for path in kept if dropped_by(path)] == []
     assert {path: dropped_by(path) for path in dropped} == dropped
@@ -104,3 +106,28 @@ def test_a_copy_leaves_out_what_no_environment_uses(tmp_path):
     assert files == sorted([f"opt/py/{path}" for path in kept] + ["usr/local/bin/python3.8"])
     assert "opt/py/lib/python3.8/site-packages" in members  # emptied, not gone
     assert members["usr/local/bin/python3.8"].linkname == "/opt/py/bin/python3.8"
+
+
+@pytest.mark.skipif(not stripping(), reason="no strip (binutils) on this host")
+def test_a_copy_strips_shared_libraries_of_their_debug_sections(tmp_path):
+    """A copied interpreter's libpython and extension modules lose their debug sections and nothing else; other
+    files, a hard link among them, go in as they are."""
+    found = [inspect_interpreter(path) for path in available_pythons().values()]
+    prefixes = [Path(f.prefix) for f in found if f and f.prefix not in interpreters.SYSTEM_PREFIXES]
+    library = next((lib for prefix in prefixes for lib in prefix.glob("lib/libpython3*.so.1.0")), None)
+    if library is None or b".debug_info" not in library.read_bytes():
+        pytest.skip("no host libpython with debug sections to copy")
+    installation = tmp_path / "py"
+    (installation / "lib").mkdir(parents=True)
+    (installation / "bin").mkdir()
+    shutil.copy(library, installation / "lib" / library.name)
+    (installation / "bin" / "python3.8").write_text("interpreter")
+    os.link(installation / "bin" / "python3.8", installation / "bin" / "python3.8m")
+    source = PythonSource(version="3.8", kind="host", origin=str(installation), prefix="/opt/py", build="b")
+    pack(source, tmp_path / "py.tar")
+    with tarfile.open(tmp_path / "py.tar") as tar:
+        copied = tar.extractfile(f"opt/py/lib/{library.name}").read()
+        tar.extractall(tmp_path / "out", filter="tar")
+    assert copied[:4] == b"\x7fELF" and b".debug_info" not in copied and b".dynsym" in copied
+    assert len(copied) < library.stat().st_size / 2
+    assert (tmp_path / "out/opt/py/bin/python3.8m").read_text() == "interpreter"

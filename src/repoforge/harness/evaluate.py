@@ -169,8 +169,11 @@ def _apply_manifest_changes(tree: Path, patch: str, log: list[str]) -> None:
         log.append(f"the fix's changes to {', '.join(files)} do not apply at the setup commit: planned without them")
 
 
-def evaluate_one(row: TaskInstance, prediction: Prediction, opts: EvalOptions) -> InstanceReport:
-    """Grade one prediction, writing its log folder; infrastructure failures land in report.error."""
+def evaluate_one(
+    row: TaskInstance, prediction: Prediction, opts: EvalOptions, ahead: str | None = None
+) -> InstanceReport:
+    """Grade one prediction, writing its log folder; infrastructure failures land in report.error. `ahead` is the
+    environment the next instance will likely need (its container may start meanwhile)."""
     folder = instance_log_dir(opts, prediction, row.instance_id)
     if (folder / "report.json").exists():
         return InstanceReport.model_validate(json.loads((folder / "report.json").read_text())[row.instance_id])
@@ -184,7 +187,7 @@ def evaluate_one(row: TaskInstance, prediction: Prediction, opts: EvalOptions) -
         log.append(f"malformed prediction: {malformed}; not applied")
     elif report.patch_exists:
         try:
-            _run(row, patch, opts, report, folder, log)
+            _run(row, patch, opts, report, folder, log, ahead)
         except INFRASTRUCTURE_ERRORS as exc:
             report.error = f"{type(exc).__name__}: {exc.summary() if isinstance(exc, BuildFailed) else exc}"
         except Exception as exc:  # a harness bug: recorded as this instance's error, the run goes on
@@ -200,7 +203,13 @@ def evaluate_one(row: TaskInstance, prediction: Prediction, opts: EvalOptions) -
 
 
 def _run(
-    row: TaskInstance, patch: str, opts: EvalOptions, report: InstanceReport, folder: Path, log: list[str]
+    row: TaskInstance,
+    patch: str,
+    opts: EvalOptions,
+    report: InstanceReport,
+    folder: Path,
+    log: list[str],
+    ahead: str | None = None,
 ) -> None:
     parser = swebench_parser(row.log_parser, row.repo)
     log.append(f"network: {'on' if opts.network else 'off'}")
@@ -217,6 +226,7 @@ def _run(
         opts.store / "work",
         network=opts.network,
         reuse=opts.reuse_containers,
+        ahead=ahead,
     )
     try:
         try:
@@ -392,6 +402,18 @@ def _slowest_environments_first(rows: list[TaskInstance]) -> list[TaskInstance]:
     return [row for group in sorted(groups.values(), key=lambda g: sum(map(size, g)), reverse=True) for row in group]
 
 
+def _environments_ahead(todo: list[TaskInstance], workers: int, opts: EvalOptions) -> dict[str, str]:
+    """instance id -> the built environment of the instance `workers` places later: the one its worker will most
+    likely run next, since each worker takes the next waiting instance when it is done. Rows without an environment
+    of their own are planned only when they run: none is named for them."""
+    refs = {}
+    for row, later in zip(todo, todo[workers:], strict=False):
+        folder = env_folder(opts.store, opts.sandbox, later.env.fingerprint) if later.env else None
+        if folder and (folder / "spec.json").exists():
+            refs[row.instance_id] = (folder / "ref").read_text()
+    return refs
+
+
 def _env_built(row: TaskInstance, store: Path, backend: str) -> bool:
     """Whether the row's own environment is already in the store (rows without one must be planned)."""
     return row.env is not None and (env_folder(store, backend, row.env.fingerprint) / "spec.json").exists()
@@ -474,9 +496,10 @@ def evaluate(
     to_build = [r for r in _one_per_environment(todo) if not _env_built(r, opts.store, backend)]
     run_all(to_build, lambda row: _prepare(row, opts), workers, "environments", opts.ray_address, backend)
     todo = _slowest_environments_first(todo)
+    ahead = _environments_ahead(todo, workers, opts) if opts.reuse_containers else {}
     run_all(
         todo,
-        lambda row: evaluate_one(row, chosen[row.instance_id], opts),
+        lambda row: evaluate_one(row, chosen[row.instance_id], opts, ahead.get(row.instance_id)),
         workers,
         f"eval {opts.run_id}",
         opts.ray_address,

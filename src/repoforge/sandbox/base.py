@@ -312,10 +312,12 @@ class Backend(Protocol):
         work: Path,
         network: bool = False,
         reuse: bool = False,
+        ahead: str | None = None,
     ) -> Sandbox:
         """A sandbox with the repository at `commit` and the environment `env_ref` active; with `network`, its
         commands may reach the network (the host's, or a container's on Docker's default bridge); with `reuse`, it
-        may be a container an earlier instance of `env_ref` used, emptied of everything that instance could write."""
+        may be a container an earlier instance of `env_ref` used, emptied of everything that instance could write,
+        and `ahead` names the environment the next instance will likely need, for a container to start meanwhile."""
         ...
 
     def discard_instance(self, instance_id: str) -> None:

@@ -34,6 +34,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from repoforge.env.python import available_pythons
@@ -51,7 +52,16 @@ from repoforge.sandbox.base import (
     read_result_file,
     run_captured,
 )
-from repoforge.sandbox.interpreters import LINK, SLIMMED, PythonSource, has_source, pack, python_source
+from repoforge.sandbox.interpreters import (
+    LINK,
+    SLIMMED,
+    STRIP,
+    PythonSource,
+    has_source,
+    pack,
+    python_source,
+    stripping,
+)
 from repoforge.sandbox.process import uv_binary, uv_cache_dir
 
 # The host is Debian bookworm: interpreters built on it need its C library and these libraries' sonames.
@@ -192,7 +202,8 @@ def python_ref(source: PythonSource) -> str:
     if source.kind == "debian":
         recipe = [source.origin, *TOOLS, *DEBIAN_PYTHON[source.origin], *SLIM, SLIM_PACKAGES.pattern, LINK]
     else:
-        recipe = [system_base_ref(), source.label, source.build, *SLIMMED.values(), LINK]
+        stripped = STRIP if stripping() else []
+        recipe = [system_base_ref(), source.label, source.build, *SLIMMED.values(), *stripped, LINK]
     return f"repoforge-python:{source.version}-{source.kind}-{_digest(*recipe)}"
 
 
@@ -416,6 +427,8 @@ class DockerSandbox:
                 self._replace_reused(output.removeprefix(nonce + LEFTOVERS).strip()[:200] or "the reset did not end")
                 return self._exec_raw(command, timeout, input, max_output)
             output = output[len(nonce + READY) :]
+            if self.reused.dev is None:  # a new container's reset took /dev's first state
+                self.reused.dev, _, output = output.partition("\n")
         if (setup or self.testbed) and output.startswith(nonce):
             raise SandboxError(f"the sandbox could not be set up: {output[len(nonce) :].strip()[-500:]}")
         self.setup, self.testbed = "", None
@@ -427,15 +440,15 @@ class DockerSandbox:
         wrapped = f"{DROP_CAPS} bash -c {shlex.quote(wrapped)}"
         if self.testbed is None:
             return wrapped, input
-        reset = reset_command(nonce, self.reused.dev, len(self.testbed))
+        reset = reset_command(nonce, self.reused.dev, len(self.testbed), self.reused.routes)
         return f"{reset}\n{wrapped}", self.testbed + (input or b"")
 
     def _replace_reused(self, left: str) -> None:
         """What an earlier instance left behind could not be removed: this instance gets a new container."""
-        if self.reused.fresh:
-            raise SandboxError(f"a new container failed its own reset: {left}")
         self.reused.spoiled = True
         remove_later(self.container)
+        if self.reused.fresh:
+            raise SandboxError(f"a new container failed its own reset: {left}")
         self.reused = reused_container(*self.reused.key, self.reused.limits)
         self.container = self.reused.container
 
@@ -482,11 +495,20 @@ LEFTOVERS, READY = "leftovers:", "ready:"
 DROP_CAPS = "setpriv --inh-caps -net_admin --bounding-set -net_admin --"
 
 
-def reset_command(nonce: str, dev: str, testbed_size: int) -> str:
+def reset_command(nonce: str, dev: str | None, testbed_size: int, routes: str = "") -> str:
     """Run first in a reused container (outside `timeout`: it kills every other process), then reads the testbed
-    from the head of stdin."""
+    from the head of stdin. In a new container (`dev` None) it first sets `routes` and prints /dev's state after
+    its "ready", for the next instances' resets to compare with."""
     scratch = " ".join([*SCRATCH, "/dev/shm", "/dev/mqueue"])
     spoiled = lambda what: f'{{ printf "{nonce}{LEFTOVERS}%s" "{what}"; exit 1; }}'
+    if dev is None:
+        first = [f"out=$({{ {routes}; }} 2>&1) || {spoiled('$out')}"] if routes else []
+        dev_check, ready = [*first, f"dev=$({DEV_DIGEST})"], f'printf "{nonce}{READY}%s\\n" "$dev"'
+    else:
+        dev_check, ready = (
+            [f'[ "$({DEV_DIGEST})" = "{dev}" ] || {spoiled("changes in /dev")}'],
+            f"printf {nonce}{READY}",
+        )
     return "; ".join(
         [
             "kill -9 -1 2>/dev/null",  # every process but this shell and the container's own (pid 1)
@@ -494,11 +516,11 @@ def reset_command(nonce: str, dev: str, testbed_size: int) -> str:
             f"find {scratch} -mindepth 1 -delete 2>/dev/null",
             f"chmod 1777 /tmp /var/tmp; chmod 700 {HOME}",
             f'left=$(find {scratch} -mindepth 1 | head -3); [ -z "$left" ] || {spoiled("$left")}',
-            f'[ "$({DEV_DIGEST})" = "{dev}" ] || {spoiled("changes in /dev")}',
+            *dev_check,
             # killed processes whose parent is gone stay as zombies (pid 1 is sleep): too many, and it is dropped
             f'procs=$(ls -d /proc/[0-9]* | wc -l); [ "$procs" -lt 64 ] || {spoiled("$procs processes")}',
             f"out=$(head -c {testbed_size} | tar -x -C / 2>&1) || {spoiled('$out')}",
-            f"printf {nonce}{READY}",
+            ready,
         ]
     )
 
@@ -512,35 +534,59 @@ class ReusedContainer:
         tmpfs = [f"--tmpfs={path}:exec" for path in SCRATCH]
         args = [*run_args(network, limits), "--read-only", "--cap-drop", "MKNOD", "-e", f"HOME={HOME}", *tmpfs]
         self.container = docker(*args, image, "sleep", "infinity", timeout=120).stdout.decode().strip()
-        # Its routes are set once (instances cannot change them: they lack NET_ADMIN) and /dev's first state taken.
-        routes = "" if network else f"{OFFLINE_ROUTES}; "
-        try:
-            first = docker("exec", self.container, "bash", "-c", routes + DEV_DIGEST, timeout=120)
-        except SandboxError:
-            remove_later(self.container)
-            raise
-        self.dev = first.stdout.decode().strip()
+        # The first instance's reset sets the routes (instances cannot change them: they lack NET_ADMIN) and takes
+        # /dev's first state: a new container costs no command of its own.
+        self.routes, self.dev = "" if network else OFFLINE_ROUTES, None
 
 
-_reusable: list[ReusedContainer] = []  # one idle at most: of the environment this process used last
+_reusable: list[ReusedContainer] = []  # in use, or idle: of the environment this process will likely need next
+# Being started in the background for that environment (at most one), so that its instance does not wait for
+# `docker run` (0.45 s).
+_ahead: dict[tuple[str, bool], Future] = {}
+_starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="repoforge-ahead")
 
 
-def reused_container(image: str, network: bool, limits: list[str]) -> ReusedContainer:
-    for entry in _reusable:
-        if entry.key == (image, network) and not entry.in_use and not entry.spoiled:
-            entry.in_use = True
-            return entry
-    for entry in _reusable:
-        if not entry.in_use:
-            remove_later(entry.container)
-    _reusable[:] = [entry for entry in _reusable if entry.in_use] + [ReusedContainer(image, network, limits)]
-    return _reusable[-1]
+def reused_container(image: str, network: bool, limits: list[str], ahead: str | None = None) -> ReusedContainer:
+    """This process's idle container of `image`, else the one started ahead for it, else a new one. Of the others,
+    only a container of `ahead` (the environment this process will likely need next) is kept, or started now."""
+    key, next_key = (image, network), (ahead or image, network)
+    entry = next((e for e in _reusable if e.key == key and not e.in_use and not e.spoiled), None)
+    if entry is None:
+        entry = _started_ahead(key) or ReusedContainer(image, network, limits)
+        _reusable.append(entry)
+    entry.in_use = True
+    for other in [e for e in _reusable if e.spoiled or (not e.in_use and e.key != next_key)]:
+        if not other.spoiled:  # a spoiled one's container was removed when it was found so
+            remove_later(other.container)
+        _reusable.remove(other)
+    for other in [k for k in _ahead if k != next_key]:
+        _ahead.pop(other).add_done_callback(_discard_started)
+    if next_key not in _ahead and not any(e.key == next_key for e in _reusable):
+        _ahead[next_key] = _starter.submit(ReusedContainer, *next_key, limits)
+    return entry
+
+
+def _started_ahead(key: tuple[str, bool]) -> ReusedContainer | None:
+    future = _ahead.pop(key, None)
+    try:
+        return future.result() if future else None
+    except SandboxError:  # it did not start: one is started now, which says why if it fails too
+        return None
+
+
+def _discard_started(future: Future) -> None:
+    try:
+        remove_later(future.result().container)
+    except SandboxError:
+        pass
 
 
 @atexit.register
 def _remove_reused() -> None:
     for entry in _reusable:
         remove_later(entry.container)
+    for future in _ahead.values():
+        _discard_started(future)
 
 
 _removing: list[subprocess.Popen] = []
@@ -705,11 +751,13 @@ class DockerBackend:
         work: Path,
         network: bool = False,
         reuse: bool = False,
+        ahead: str | None = None,
     ) -> DockerSandbox:
         """With `reuse`, the instance runs in this process's container of `env_ref` (one is started if there is
-        none): no container start and no instance image, the checkout unpacked in the first command."""
+        none): no container start and no instance image, the checkout unpacked in the first command; a container of
+        `ahead` (the environment the next instance will likely need) is started meanwhile."""
         if reuse:
-            reused = reused_container(env_ref, network, self.limits)
+            reused = reused_container(env_ref, network, self.limits, ahead)
             testbed = cached_testbed(repo, commit, work / "testbeds")
             return DockerSandbox.reusing(reused, testbed, RESTORE_GENERATED)
         image = ensure_instance(repo, commit, env_ref, instance_id)

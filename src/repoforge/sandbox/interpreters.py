@@ -15,8 +15,10 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shutil
 import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -41,8 +43,11 @@ SLIMMED = {
     r"|lib/(lib)?(tcl|tk|itcl|thread)\d.*",
     "static libraries": r".*\.a",
     "manual pages": r"share(/.*)?",
+    "bytecode for -O and -OO (tests run without them)": r".*\.opt-[12]\.pyc",
 }
 _SLIMMED = {reason: re.compile(pattern) for reason, pattern in SLIMMED.items()}
+# Shared libraries and executables lose their debug sections (libpython3.13 31 -> 6 MB), where the host has binutils.
+STRIP = ["strip", "--strip-debug"]
 
 
 class PythonSource(BaseModel):
@@ -127,18 +132,45 @@ def dropped_by(relative: str) -> str | None:
     return next((reason for reason, pattern in _SLIMMED.items() if pattern.fullmatch(relative)), None)
 
 
+def stripping() -> bool:
+    return shutil.which(STRIP[0]) is not None
+
+
 def pack(source: PythonSource, archive: Path) -> None:
-    """A tar, to extract at /, of the slimmed installation at its prefix and the link to its interpreter."""
+    """A tar, to extract at /, of the slimmed installation at its prefix (its binaries stripped of debug sections,
+    where `stripping()`) and the link to its interpreter."""
     top = source.prefix.strip("/")
+    binaries: list[tarfile.TarInfo] = []
 
     def kept(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-        return None if dropped_by(info.name[len(top) + 1 :]) else info
+        if dropped_by(info.name[len(top) + 1 :]):
+            return None
+        if stripping() and info.isreg() and _shared_object(Path(source.origin, info.name[len(top) + 1 :])):
+            binaries.append(info)  # added stripped, below
+            return None
+        return info
 
     try:
-        with tarfile.open(archive, "w") as tar:
+        with tarfile.open(archive, "w") as tar, tempfile.TemporaryDirectory(prefix="repoforge-strip-") as tmp:
             tar.add(source.origin, arcname=top, filter=kept)
+            for info in binaries:
+                original, stripped = Path(source.origin, info.name[len(top) + 1 :]), Path(tmp, "binary")
+                if subprocess.run([*STRIP, "-o", stripped, original], capture_output=True).returncode != 0:
+                    shutil.copyfile(original, stripped)  # a library strip cannot read goes in as it is
+                info.size = stripped.stat().st_size
+                with stripped.open("rb") as handle:
+                    tar.addfile(info, handle)
             link = tarfile.TarInfo(LINK.format(version=source.version).lstrip("/"))
             link.type, link.linkname = tarfile.SYMTYPE, source.interpreter
             tar.addfile(link)
     except OSError as exc:  # the installation changed or vanished since it was found
         raise SandboxError(f"cannot copy Python {source.version} from {source.origin}: {exc}") from None
+
+
+def _shared_object(path: Path) -> bool:
+    """A shared library (libpython, an extension module) and no other file's hard link (tar would link to it
+    before it is added)."""
+    if ".so" not in path.name or path.stat().st_nlink != 1:
+        return False
+    with path.open("rb") as handle:
+        return handle.read(4) == b"\x7fELF"

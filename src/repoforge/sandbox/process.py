@@ -262,7 +262,8 @@ class ProcessBackend:
         instance_id: str,
         work: Path,
         network: bool = False,
-        reuse: bool = False,  # nothing to reuse: a process sandbox starts no container
+        reuse: bool = False,  # nothing to reuse or start ahead: a process sandbox starts no container
+        ahead: str | None = None,
     ) -> ProcessSandbox:
         work.mkdir(parents=True, exist_ok=True)
         # A folder of its own, even for a second sandbox of the instance in this process (the gold patch's run).
