@@ -283,6 +283,29 @@ def broken_binding(path: Path) -> RepoBuilder:
     return repo
 
 
+def python_bound_requirement(path: Path) -> RepoBuilder:
+    """Declares Python 3.10 and 3.11 in January 2023, and numba for its tests, which had no release for 3.11 yet
+    (numba 0.56 refuses to build there): only on 3.10 can the tests import it."""
+    repo = RepoBuilder(path, remote="https://github.com/example/fastsum.git")
+    pyproject = (
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "fastsum"\nversion = "0.1"\nrequires-python = ">=3.10"\n'
+        'classifiers = ["Programming Language :: Python :: 3.10", "Programming Language :: Python :: 3.11"]\n'
+    )
+    tests = "import numba  # noqa: F401\n\nfrom fastsum import total\n\n\ndef test_total():\n    assert total([1, 2, 3]) == 6\n"
+    repo.commit(
+        "Initial fastsum",
+        "2023-01-10T09:00:00+00:00",
+        {
+            "pyproject.toml": pyproject,
+            "requirements-test.txt": "pytest\nnumba\n",
+            "fastsum/__init__.py": "def total(xs):\n    return sum(xs)\n",
+            "tests/test_fastsum.py": tests,
+        },
+    )
+    return repo
+
+
 def stale_import(path: Path) -> RepoBuilder:
     """Pins Jinja2 2.11.3, whose import asks MarkupSafe for soft_unicode, gone from the MarkupSafe 2.1 of its
     date (2022): a dependency's dependency left newer than the dependency was made against."""

@@ -11,16 +11,17 @@ from gitrepo import RepoBuilder
 from repoforge.env.build import (
     Installer,
     _broken_plugin,
+    built_env,
     cutoff_date,
     declared_names,
-    ensure_env,
     plan,
+    plan_and_build,
     requirements_for_tests,
     tooling_floors,
 )
 from repoforge.env.index import _fits
 from repoforge.env.metadata import ProjectMetadata
-from repoforge.env.python import choose_python
+from repoforge.env.python import choose_python, python_preference
 from repoforge.git.repo import checkout, describe_as, git
 from repoforge.sandbox.process import ProcessBackend
 from repoforge.schema import EnvSpec
@@ -156,6 +157,9 @@ def test_python_choice():
     assert choose_python(ProjectMetadata(), "2012-01-01T00:00:00Z", AVAILABLE) == "3.6"
     # Python 2 only: nothing here runs it.
     assert choose_python(ProjectMetadata(classifier_pythons=["2.6", "2.7"]), "2014-01-01", AVAILABLE) is None
+    # The order a build that must leave test requirements out goes on in: declared ones, newest first.
+    meta = ProjectMetadata(classifier_pythons=["3.9", "3.10", "3.11", "3.12"], requires_python=">=3.10")
+    assert python_preference(meta, "2023-01-10T00:00:00Z", AVAILABLE) == ["3.11", "3.10"]
 
 
 # uv's words when a per-package cutoff (a tooling floor) is itself too early for a build requirement.
@@ -206,8 +210,7 @@ def build_and_run(tmp_path: Path, store: Path, repo, files: list[str]) -> tuple[
     backend, commit = ProcessBackend(), repo._git("rev-parse", "HEAD")
     tree = tmp_path / "tree"
     checkout(repo.path, commit, tree)
-    spec, meta = plan(repo.path, commit, repo._git("log", "-1", "--format=%cI"), tree, backend)
-    spec, env_ref, _ = ensure_env(spec, meta, tree, store, backend)
+    spec, env_ref, _ = plan_and_build(repo.path, commit, repo._git("log", "-1", "--format=%cI"), tree, backend, store)
     sandbox = backend.instance_sandbox(repo.path, commit, env_ref, "run", tmp_path / "work")
     try:
         return spec, run_tests(sandbox, spec, files, timeout=120).statuses
@@ -225,6 +228,20 @@ def test_packages_declared_for_ci_and_in_an_all_extra_are_installed_for_the_test
         "tests/test_tally.py::test_count_text": "PASSED",
     }  # six: the `all` extra only
     assert spec.dropped == ["repoforge-no-such-conda-package"]  # what no index has is left out, not the rest
+
+
+@pytest.mark.slow
+def test_a_test_requirement_with_no_release_for_the_newest_python_gets_an_older_one(tmp_path, store):
+    """numba had no release for Python 3.11 in January 2023: on 3.11 it is left out and the tests cannot import it,
+    so the environment is built again on the project's next Python, 3.10, where it installs."""
+    repo = repos.python_bound_requirement(tmp_path / "fastsum")
+    spec, statuses = build_and_run(tmp_path, store, repo, ["tests/test_fastsum.py"])
+    assert statuses == {"tests/test_fastsum.py::test_total": "PASSED"}
+    assert (spec.python, spec.dropped) == ("3.10", [])
+    newest, _ = plan(
+        repo.path, repo._git("rev-parse", "HEAD"), "2023-01-10T09:00:00+00:00", tmp_path / "tree", ProcessBackend()
+    )
+    assert newest.python == "3.11" and built_env(newest, store, ProcessBackend())[0].dropped == ["numba"]
 
 
 @pytest.mark.slow

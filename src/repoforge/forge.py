@@ -23,7 +23,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from rich.console import Console
 
-from repoforge.env.build import BuildFailed, ensure_env, plan
+from repoforge.env.build import BuildFailed, plan_and_build
 from repoforge.git.locate import keep_clone
 from repoforge.git.repo import GitError, checkout, open_source
 from repoforge.mine import mine
@@ -146,8 +146,7 @@ def build_one(candidate: Candidate, opts: ForgeOptions, backend: Backend) -> Bui
     try:
         repo = _repo_path(opts.out, candidate.repo)
         checkout(repo, candidate.commit, tree)
-        spec, meta = plan(repo, candidate.commit, candidate.created_at, tree, backend)
-        spec, env_ref, reused = ensure_env(spec, meta, tree, opts.store, backend)
+        spec, env_ref, reused = plan_and_build(repo, candidate.commit, candidate.created_at, tree, backend, opts.store)
         record.env, record.env_ref, record.reused, record.attempts = spec, env_ref, reused, spec.attempts
     except BuildFailed as exc:
         record.attempts = exc.attempts

@@ -12,6 +12,8 @@ import hashlib
 import json
 import re
 import shlex
+import subprocess
+import tempfile
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -25,10 +27,11 @@ from packaging.version import InvalidVersion, Version
 
 from repoforge.env import index
 from repoforge.env.metadata import ProjectMetadata, read_metadata
-from repoforge.env.python import PYTHON_RELEASES, choose_python
+from repoforge.env.python import PYTHON_RELEASES, available_pythons, choose_python, python_preference
 from repoforge.git.repo import commit_date_of_last_change, release_version
 from repoforge.locks import exclusive
 from repoforge.sandbox.base import TESTBED, Backend, BuildBox, save_generated
+from repoforge.sandbox.process import uv_binary
 from repoforge.schema import BuildAttempt, EnvSpec, InstallStep
 from repoforge.testrun.command import (
     RUNNER_MODULES,
@@ -41,6 +44,7 @@ from repoforge.testrun.command import (
 RECIPE_VERSION = "10"  # bump when the way environments are built changes
 INSTALL_TIMEOUT = 900
 MAX_REPAIRS = 8
+OLDER_PYTHONS = 2  # tried when a build left test requirements out
 # uv gave up waiting for a cache lock another build (another process or container) held.
 CACHE_LOCKED = re.compile(r"when waiting for lock|is another uv process running")
 
@@ -427,8 +431,9 @@ def plan(
     backend: Backend,
     version_commit: str | None = None,
     also: list[str] = (),
+    python: str | None = None,
 ) -> tuple[EnvSpec, ProjectMetadata]:
-    """Read the checkout at `worktree` (of `commit`) and decide python, cutoff and fingerprint.
+    """Read the checkout at `worktree` (of `commit`) and decide python (unless given), cutoff and fingerprint.
 
     The project's own version is the last release tag before `version_commit` (default: `commit`): the
     instance's, when an environment planned at a later commit serves it (tests may check the version).
@@ -437,7 +442,7 @@ def plan(
     meta = read_metadata(worktree)
     meta.test_requirements += list(also)
     available = backend.pythons()
-    python = choose_python(meta, commit_date, available)
+    python = python or choose_python(meta, commit_date, available)
     if python is None:
         wanted = meta.requires_python or ", ".join(meta.classifier_pythons) or "unknown"
         raise BuildFailed(f"no suitable python (wants {wanted}; have {', '.join(available)})", [])
@@ -450,6 +455,55 @@ def plan(
     )
     spec.fingerprint = fingerprint(python, cutoff, worktree, meta, [*sorted(spec.install_env.items()), *also])
     return spec, meta
+
+
+def plan_and_build(
+    repo: Path, commit: str, commit_date: str, worktree: Path, backend: Backend, store: Path, **plan_options
+) -> tuple[EnvSpec, str, bool]:
+    """plan() and ensure_env(). A build that had to leave test requirements out is done again on the next older
+    Python the project prefers (at most OLDER_PYTHONS of them) where one of those requirements installs, and the
+    build that leaves out fewest is kept: a test dependency with no release yet for a new Python (numba for 3.11 in
+    January 2023) would skip the tests that use it."""
+    spec, meta = plan(repo, commit, commit_date, worktree, backend, **plan_options)
+    best = ensure_env(spec, meta, worktree, store, backend)
+    preference = python_preference(meta, commit_date, backend.pythons())
+    older = preference[preference.index(spec.python) + 1 :] if spec.python in preference else []
+    for python in older[:OLDER_PYTHONS]:
+        left_out = [str(r) for r in _names(meta.test_requirements) if canonicalize_name(r.name) in best[0].dropped]
+        if not left_out:
+            break
+        if not any(installs_on(python, [requirement], spec.exclude_newer) for requirement in left_out):
+            continue
+        try:
+            built = ensure_env(
+                *plan(repo, commit, commit_date, worktree, backend, **plan_options, python=python),
+                worktree,
+                store,
+                backend,
+            )
+        except BuildFailed:
+            continue
+        if len(built[0].dropped) < len(best[0].dropped):
+            best = built
+    return best
+
+
+def installs_on(python: str, requirements: list[str], cutoff: str) -> bool:
+    """Whether uv would install `requirements` as of `cutoff` on the host's `python` (a dry run in a new venv)."""
+    host = available_pythons().get(python)
+    if host is None:
+        return False
+    with tempfile.TemporaryDirectory(prefix="repoforge-dry-run-") as tmp:
+        venv = Path(tmp) / "venv"
+        made = subprocess.run([uv_binary(), "venv", "-q", "--python", host, str(venv)], capture_output=True)
+        if made.returncode != 0:
+            return False
+        dry = [uv_binary(), "pip", "install", "--dry-run", "-q", "--python", str(venv / "bin" / "python")]
+        try:
+            run = subprocess.run([*dry, "--exclude-newer", cutoff, *requirements], capture_output=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            return False
+        return run.returncode == 0
 
 
 def _scm_version(meta: ProjectMetadata, version: str | None) -> dict[str, str]:

@@ -90,22 +90,27 @@ def inspect_interpreter(path: str) -> Interpreter | None:
 
 
 def choose_python(meta: ProjectMetadata, commit_date: str, available: dict[str, str]) -> str | None:
-    """The interpreter version to build with, or None when none available fits.
+    """The interpreter version to build with, or None when none available fits (see python_preference)."""
+    return next(iter(python_preference(meta, commit_date, available)), None)
 
-    Allowed: what requires-python admits. Preferred, in order: the newest version the project
-    declares (classifiers, tox envs) that existed at the commit date; the newest that existed at
-    the commit date; the oldest allowed one.
+
+def python_preference(meta: ProjectMetadata, commit_date: str, available: dict[str, str]) -> list[str]:
+    """The interpreter versions to build with, best first.
+
+    Allowed: what requires-python admits. Preferred, newest first: the versions the project declares
+    (classifiers, tox envs, CI) that existed at the commit date; else all that existed at the commit
+    date; else the oldest allowed one alone.
     """
     spec = _specifier(meta.requires_python)
     allowed = [v for v in available if spec is None or spec.contains(f"{v}.0", prereleases=True)]
     declared = set(meta.classifier_pythons) | set(meta.tox_pythons) | set(meta.ci_pythons)
     if declared and all(v.startswith("2") for v in declared):
-        return None  # a Python 2 project: nothing here can run it
+        return []  # a Python 2 project: nothing here can run it
     released = [v for v in allowed if PYTHON_RELEASES.get(v, "9999") <= commit_date[:10]]
     preferred = [v for v in released if v in declared] or released
     if preferred:
-        return max(preferred, key=Version)
-    return min(allowed, key=Version) if allowed else None
+        return sorted(preferred, key=Version, reverse=True)
+    return [min(allowed, key=Version)] if allowed else []
 
 
 def _specifier(text: str | None) -> SpecifierSet | None:

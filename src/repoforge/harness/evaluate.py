@@ -26,8 +26,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from repoforge.env.build import BuildFailed, built_env, declared_names, ensure_env, env_folder, plan
-from repoforge.env.metadata import ProjectMetadata, read_metadata
+from repoforge.env.build import BuildFailed, built_env, declared_names, ensure_env, env_folder, plan_and_build
+from repoforge.env.metadata import read_metadata
 from repoforge.forge import default_store, run_all, write_atomic
 from repoforge.git.locate import RepoPlaces, find_repository, has_commit
 from repoforge.git.repo import GitError, apply_patch, checkout, commit_date, describe_as, paths_in_patch
@@ -102,22 +102,25 @@ def _ensure_env(
         if own:
             checkout(repo, row.base_commit, tree)
             spec, meta = row.env.model_copy(update={"attempts": [], "install_steps": []}), read_metadata(tree)
-        else:
-            spec, meta = _plan_row(repo, row, tree, backend, log)
-        return ensure_env(spec, meta, tree, opts.store, backend)
+            return ensure_env(spec, meta, tree, opts.store, backend)
+        return _planned_env(repo, row, tree, backend, opts.store, log)
     finally:
         shutil.rmtree(tree, ignore_errors=True)
 
 
-def _plan_row(repo: Path, row: TaskInstance, tree: Path, backend, log: list[str]) -> tuple[EnvSpec, ProjectMetadata]:
-    """A row without our env (SWE-bench's), planned at its setup commit checked out at `tree`, with the fix's
-    manifest changes, and what the base commit declares for its tests that the setup commit does not."""
+def _planned_env(
+    repo: Path, row: TaskInstance, tree: Path, backend, store: Path, log: list[str]
+) -> tuple[EnvSpec, str, bool]:
+    """The environment of a row without our env (SWE-bench's), planned at its setup commit checked out at `tree`,
+    with the fix's manifest changes, and what the base commit declares for its tests that the setup commit does
+    not."""
     commit = _setup_commit(repo, row, log)
     checkout(repo, commit, tree)
     describe_as(tree, row.base_commit)  # a version computed from git at build time is the instance's
     _apply_manifest_changes(tree, row.patch, log)
     also = _base_only_requirements(repo, row.base_commit, tree, log) if commit != row.base_commit else []
-    return plan(repo, commit, commit_date(repo, commit), tree, backend, version_commit=row.base_commit, also=also)
+    date = commit_date(repo, commit)
+    return plan_and_build(repo, commit, date, tree, backend, store, version_commit=row.base_commit, also=also)
 
 
 def _base_only_requirements(repo: Path, base: str, planned: Path, log: list[str]) -> list[str]:
