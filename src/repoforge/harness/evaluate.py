@@ -412,7 +412,7 @@ def _environments_ahead(todo: list[TaskInstance], workers: int, opts: EvalOption
     refs = {}
     for row, later in zip(todo, todo[workers:], strict=False):
         folder = env_folder(opts.store, opts.sandbox, later.env.fingerprint) if later.env else None
-        if folder and (folder / "spec.json").exists():
+        if folder and (folder / "spec.json").exists() and (folder / "ref").exists():
             refs[row.instance_id] = (folder / "ref").read_text()
     return refs
 
