@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 
 import calcpkg
@@ -225,6 +226,33 @@ def test_a_reused_container_shows_an_instance_nothing_of_the_one_before(runs, tm
         third.close()
 
 
+def eventually(condition) -> bool:
+    deadline = time.monotonic() + 60
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return condition()
+
+
+def test_a_reused_container_goes_with_its_process_even_killed(runs, tmp_path):
+    """Ray ends its workers without their exit handlers: the container a killed process used is removed anyway."""
+    calc = runs[0]
+    base = calc._git("rev-list", "--reverse", "HEAD").split()[0]
+    env_ref = labels(instance_ref(FIX_ID))["repoforge.parent"]
+    worker = (
+        "import sys, time\nfrom pathlib import Path\nfrom repoforge.sandbox.docker import DockerBackend\n"
+        f"box = DockerBackend().instance_sandbox(Path({str(calc.path)!r}), {base!r}, {env_ref!r}, 'any', "
+        f"Path({str(tmp_path)!r}), reuse=True)\n"
+        "box.exec('true')\nprint(box.container, flush=True)\ntime.sleep(600)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", worker], stdout=subprocess.PIPE, text=True)
+    container = process.stdout.readline().strip()
+    exists = lambda: docker("ps", "-aq", "--no-trunc", "--filter", f"id={container}").stdout.decode().strip() != ""
+    assert container and exists()
+    process.kill()
+    process.wait()
+    assert eventually(lambda: not exists())
+
+
 def test_the_next_environments_container_is_started_ahead(runs, tmp_path):
     """While an instance runs, a container of the environment named ahead starts: the next instance of that
     environment runs in it, and a container started for a wrong guess is removed."""
@@ -238,13 +266,6 @@ def test_the_next_environments_container_is_started_ahead(runs, tmp_path):
     )
     mine = f"label=repoforge.pid={os.getpid()}"
     running = lambda: set(docker("ps", "-q", "--no-trunc", "--filter", mine).stdout.decode().split())
-
-    def eventually(condition):
-        deadline = time.monotonic() + 60
-        while not condition() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        return condition()
-
     earlier = running()
     first = sandbox(env_ref, other_ref)
     try:

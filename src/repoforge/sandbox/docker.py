@@ -446,7 +446,7 @@ class DockerSandbox:
     def _replace_reused(self, left: str) -> None:
         """What an earlier instance left behind could not be removed: this instance gets a new container."""
         self.reused.spoiled = True
-        remove_later(self.container)
+        self.reused.remove()
         if self.reused.fresh:
             raise SandboxError(f"a new container failed its own reset: {left}")
         self.reused = reused_container(*self.reused.key, self.reused.limits)
@@ -478,6 +478,8 @@ class DockerSandbox:
     def close(self) -> None:
         if self.reused and not self.reused.spoiled:
             self.reused.in_use, self.reused.fresh = False, False
+        elif self.reused:
+            self.reused.remove()
         else:
             remove_later(self.container)
 
@@ -537,6 +539,17 @@ class ReusedContainer:
         # The first instance's reset sets the routes (instances cannot change them: they lack NET_ADMIN) and takes
         # /dev's first state: a new container costs no command of its own.
         self.routes, self.dev = "" if network else OFFLINE_ROUTES, None
+        # Ray ends its workers without their exit handlers, and their children with them: a watcher that is no
+        # child of this process (its shell starts it in the background and ends) removes the container when the pipe
+        # it reads closes, which this process's end does, however it ends; remove() closes it sooner.
+        watch = f"exec 3<&0; (cat <&3 > /dev/null; exec docker rm -f {self.container}) > /dev/null 2>&1 &"
+        starter = subprocess.Popen(["sh", "-c", watch], stdin=subprocess.PIPE, start_new_session=True)
+        starter.wait()
+        self.pipe = starter.stdin
+
+    def remove(self) -> None:
+        """Remove the container, without waiting for it."""
+        self.pipe.close()
 
 
 _reusable: list[ReusedContainer] = []  # in use, or idle: of the environment this process will likely need next
@@ -556,8 +569,7 @@ def reused_container(image: str, network: bool, limits: list[str], ahead: str | 
         _reusable.append(entry)
     entry.in_use = True
     for other in [e for e in _reusable if e.spoiled or (not e.in_use and e.key != next_key)]:
-        if not other.spoiled:  # a spoiled one's container was removed when it was found so
-            remove_later(other.container)
+        other.remove()
         _reusable.remove(other)
     for other in [k for k in _ahead if k != next_key]:
         _ahead.pop(other).add_done_callback(_discard_started)
@@ -576,7 +588,7 @@ def _started_ahead(key: tuple[str, bool]) -> ReusedContainer | None:
 
 def _discard_started(future: Future) -> None:
     try:
-        remove_later(future.result().container)
+        future.result().remove()
     except SandboxError:
         pass
 
@@ -584,7 +596,7 @@ def _discard_started(future: Future) -> None:
 @atexit.register
 def _remove_reused() -> None:
     for entry in _reusable:
-        remove_later(entry.container)
+        entry.remove()
     for future in _ahead.values():
         _discard_started(future)
 
