@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import repos
 from gitrepo import RepoBuilder
 
+from repoforge.env import build
 from repoforge.env.build import (
+    OLDER_PYTHON_CHOICE,
     Installer,
     _broken_plugin,
     built_env,
     cutoff_date,
     declared_names,
+    env_folder,
     plan,
     plan_and_build,
     requirements_for_tests,
@@ -231,17 +235,21 @@ def test_packages_declared_for_ci_and_in_an_all_extra_are_installed_for_the_test
 
 
 @pytest.mark.slow
-def test_a_test_requirement_with_no_release_for_the_newest_python_gets_an_older_one(tmp_path, store):
+def test_a_test_requirement_with_no_release_for_the_newest_python_gets_an_older_one(tmp_path, store, monkeypatch):
     """numba had no release for Python 3.11 in January 2023: on 3.11 it is left out and the tests cannot import it,
-    so the environment is built again on the project's next Python, 3.10, where it installs."""
+    so the environment is built again on the project's next Python, 3.10, where it installs. The choice is kept."""
     repo = repos.python_bound_requirement(tmp_path / "fastsum")
     spec, statuses = build_and_run(tmp_path, store, repo, ["tests/test_fastsum.py"])
     assert statuses == {"tests/test_fastsum.py::test_total": "PASSED"}
     assert (spec.python, spec.dropped) == ("3.10", [])
-    newest, _ = plan(
-        repo.path, repo._git("rev-parse", "HEAD"), "2023-01-10T09:00:00+00:00", tmp_path / "tree", ProcessBackend()
-    )
+    commit, date, tree = repo._git("rev-parse", "HEAD"), "2023-01-10T09:00:00+00:00", tmp_path / "tree"
+    newest, _ = plan(repo.path, commit, date, tree, ProcessBackend())
     assert newest.python == "3.11" and built_env(newest, store, ProcessBackend())[0].dropped == ["numba"]
+    decided = env_folder(store, "process", newest.fingerprint) / OLDER_PYTHON_CHOICE
+    assert json.loads(decided.read_text()) == spec.fingerprint
+    monkeypatch.setattr(build, "installs_on", None)  # decided once: no dry run asks the index again
+    again = plan_and_build(repo.path, commit, date, tree, ProcessBackend(), store)
+    assert (again[0].fingerprint, again[2]) == (spec.fingerprint, True)
 
 
 @pytest.mark.slow

@@ -45,6 +45,7 @@ RECIPE_VERSION = "10"  # bump when the way environments are built changes
 INSTALL_TIMEOUT = 900
 MAX_REPAIRS = 8
 OLDER_PYTHONS = 2  # tried when a build left test requirements out
+OLDER_PYTHON_CHOICE = "older-python.json"  # in the first planned environment's folder: the fingerprint used instead
 # uv gave up waiting for a cache lock another build (another process or container) held.
 CACHE_LOCKED = re.compile(r"when waiting for lock|is another uv process running")
 
@@ -466,6 +467,13 @@ def plan_and_build(
     January 2023) would skip the tests that use it."""
     spec, meta = plan(repo, commit, commit_date, worktree, backend, **plan_options)
     best = ensure_env(spec, meta, worktree, store, backend)
+    # The choice is made once per environment (its dry runs ask the index): later calls read it.
+    decided = env_folder(store, backend.name, spec.fingerprint) / OLDER_PYTHON_CHOICE
+    chosen = json.loads(decided.read_text()) if decided.exists() else ""
+    if chosen is None:
+        return best
+    if chosen and (built := built_env(spec.model_copy(update={"fingerprint": chosen}), store, backend)):
+        return *built, True
     preference = python_preference(meta, commit_date, backend.pythons())
     older = preference[preference.index(spec.python) + 1 :] if spec.python in preference else []
     for python in older[:OLDER_PYTHONS]:
@@ -485,6 +493,7 @@ def plan_and_build(
             continue
         if len(built[0].dropped) < len(best[0].dropped):
             best = built
+    decided.write_text(json.dumps(best[0].fingerprint if best[0].fingerprint != spec.fingerprint else None))
     return best
 
 
