@@ -477,10 +477,10 @@ def plan_and_build(
     preference = python_preference(meta, commit_date, backend.pythons())
     older = preference[preference.index(spec.python) + 1 :] if spec.python in preference else []
     for python in older[:OLDER_PYTHONS]:
-        left_out = [str(r) for r in _names(meta.test_requirements) if canonicalize_name(r.name) in best[0].dropped]
+        left_out = [r for r in _names(meta.test_requirements) if canonicalize_name(r.name) in best[0].dropped]
         if not left_out:
             break
-        if not any(installs_on(python, [requirement], spec.exclude_newer) for requirement in left_out):
+        if not any_installs_on(python, left_out, spec.exclude_newer):
             continue
         try:
             built = ensure_env(
@@ -497,22 +497,27 @@ def plan_and_build(
     return best
 
 
-def installs_on(python: str, requirements: list[str], cutoff: str) -> bool:
-    """Whether uv would install `requirements` as of `cutoff` on the host's `python` (a dry run in a new venv)."""
+def any_installs_on(python: str, requirements: list[Requirement], cutoff: str) -> bool:
+    """Whether uv would install one of `requirements` as of `cutoff` on the host's `python`: dry runs in one new venv.
+    Wheels only, from the index only: the requirements come from the repository, and an sdist's build would run its
+    code on the host."""
     host = available_pythons().get(python)
-    if host is None:
+    from_index = [str(r) for r in requirements if not r.url]
+    if host is None or not from_index:
         return False
     with tempfile.TemporaryDirectory(prefix="repoforge-dry-run-") as tmp:
         venv = Path(tmp) / "venv"
-        made = subprocess.run([uv_binary(), "venv", "-q", "--python", host, str(venv)], capture_output=True)
-        if made.returncode != 0:
+        if subprocess.run([uv_binary(), "venv", "-q", "--python", host, str(venv)], capture_output=True).returncode:
             return False
-        dry = [uv_binary(), "pip", "install", "--dry-run", "-q", "--python", str(venv / "bin" / "python")]
-        try:
-            run = subprocess.run([*dry, "--exclude-newer", cutoff, *requirements], capture_output=True, timeout=300)
-        except subprocess.TimeoutExpired:
-            return False
-        return run.returncode == 0
+        dry = [uv_binary(), "pip", "install", "--dry-run", "-q", "--only-binary", ":all:", "--exclude-newer", cutoff]
+        return any(_succeeds([*dry, "--python", str(venv / "bin" / "python"), r]) for r in from_index)
+
+
+def _succeeds(argv: list[str]) -> bool:
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=300).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
 
 
 def _scm_version(meta: ProjectMetadata, version: str | None) -> dict[str, str]:
