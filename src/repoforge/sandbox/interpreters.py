@@ -46,7 +46,7 @@ SLIMMED = {
     "bytecode for -O and -OO (tests run without them)": r".*\.opt-[12]\.pyc",
 }
 _SLIMMED = {reason: re.compile(pattern) for reason, pattern in SLIMMED.items()}
-# Shared libraries and executables lose their debug sections (libpython3.13 31 -> 6 MB), where the host has binutils.
+# Shared libraries lose their debug sections (libpython3.13 31 -> 6 MB), where the host has binutils.
 STRIP = ["strip", "--strip-debug"]
 
 
@@ -139,13 +139,13 @@ def stripping() -> bool:
 def pack(source: PythonSource, archive: Path) -> None:
     """A tar, to extract at /, of the slimmed installation at its prefix (its binaries stripped of debug sections,
     where `stripping()`) and the link to its interpreter."""
-    top = source.prefix.strip("/")
+    top, strip = source.prefix.strip("/"), stripping()
     binaries: list[tarfile.TarInfo] = []
 
     def kept(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
         if dropped_by(info.name[len(top) + 1 :]):
             return None
-        if stripping() and info.isreg() and _shared_object(Path(source.origin, info.name[len(top) + 1 :])):
+        if strip and info.isreg() and _shared_object(Path(source.origin, info.name[len(top) + 1 :])):
             binaries.append(info)  # added stripped, below
             return None
         return info
