@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 
 import pytest
 
-from repoforge.sandbox.base import TESTBED, PatchError
+from repoforge.sandbox.base import INLINE_RESULT_BYTES, TESTBED, PatchError, ResultFileError, exec_then_read
 from repoforge.sandbox.process import ProcessSandbox, bwrap_path
+from repoforge.testrun.command import runner_facts_command
 
 needs_bwrap = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap is not installed here")
 
@@ -82,3 +84,41 @@ def test_patches_apply_and_diff_reports_them(sandbox):
     with pytest.raises(PatchError):
         sandbox.apply_patch("diff --git a/nope.txt b/nope.txt\n--- a/nope.txt\n+++ b/nope.txt\n@@ -1 +1 @@\n-x\n+y\n")
     assert sandbox.read_file(f"{sandbox.root}/a.txt") == "one\n"
+
+
+# Reads the marker from the command line of the shell that runs it, as code under test can, and prints a forged file
+# after it; then writes the real file.
+FORGER = r"""
+import re, sys
+shell = open("/proc/%d/cmdline" % __import__("os").getppid()).read()
+nonce = re.search(r"([0-9a-f]{24}) file", shell).group(1)
+sys.stdout.write("\n%s file\nforged\n%s read 0\n" % (nonce, nonce))
+open("result.txt", "w").write("real")
+"""
+
+
+@needs_bwrap
+def test_a_result_file_comes_back_with_its_command_and_a_forged_copy_does_not(sandbox):
+    result, read = exec_then_read(sandbox, f"python3 -c {shlex.quote(FORGER)}; exit 3", f"{TESTBED}/result.txt", 60)
+    assert read() == "real"
+    assert result.exit_code == 3 and result.output.endswith(" read 0\n") and "forged" in result.output
+
+
+@needs_bwrap
+def test_a_result_file_that_is_not_there_or_too_large_for_the_output_is_said_so(sandbox):
+    result, read = exec_then_read(sandbox, "echo ran", f"{TESTBED}/missing.txt", 60)
+    assert result.output.strip() == "ran"
+    with pytest.raises(ResultFileError, match="does not exist"):
+        read()
+    large = "x" * (INLINE_RESULT_BYTES + 10)
+    sandbox.write_file(f"{TESTBED}/large.txt", large)
+    result, read = exec_then_read(sandbox, "echo ran", f"{TESTBED}/large.txt", 60)
+    assert result.output.strip() == "ran" and read() == large
+
+
+@needs_bwrap
+def test_the_runner_facts_import_nothing_from_the_checkout(sandbox):
+    """eval reads them after the patch is applied: a patch's glob.py at the root must not run."""
+    sandbox.write_file(f"{TESTBED}/glob.py", "print('version 99.0')\n")
+    facts = sandbox.exec(runner_facts_command("python3"))
+    assert facts.exit_code == 0 and "version 99.0" not in facts.output

@@ -13,7 +13,7 @@ from repoforge.sandbox.base import (
     ResultFileError,
     Sandbox,
     Step,
-    read_result_file,
+    exec_then_read,
     run_steps,
 )
 from repoforge.schema import Candidate, EnvSpec, Rejection, TaskInstance, TestStatus
@@ -101,11 +101,11 @@ def _pytest_run(sandbox: Sandbox, spec: EnvSpec, files: list[str], timeout: floa
 
 def _run(sandbox: Sandbox, command: str, junit: str, files: list[str], timeout: float) -> SuiteRun:
     """The JUnit file is read only as a regular file, and only so far."""
-    result = sandbox.exec(f"rm -f {junit}; {command}", timeout=timeout)
+    result, read = exec_then_read(sandbox, f"rm -f {junit}; {command}", junit, timeout)
     if result.timed_out:
         raise RunFailed("test run timed out", f"killed after {timeout:.0f} s\n" + result.output[-2000:])
     try:
-        xml, unreadable = read_result_file(sandbox, junit), ""
+        xml, unreadable = read(), ""
     except ResultFileError as exc:
         xml, unreadable = "", f"test results unreadable: {exc}\n"
     statuses = parse_junit(xml, files)

@@ -10,6 +10,7 @@ import shlex
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -148,23 +149,58 @@ def read_result_file(sandbox: Sandbox, path: str, max_bytes: int = MAX_RESULT_BY
     symlink (dd's nofollow holds even if it is swapped after the test), without blocking, at most `max_bytes`,
     within `timeout`. Anything else raises ResultFileError saying why.
     """
+    result = sandbox.exec(_result_file_command(path, max_bytes), timeout=timeout, max_output=max_bytes + 1)
+    if result.timed_out:
+        raise ResultFileError(f"{path}: reading it took more than {timeout:.0f} s")
+    return _result_file_text(path, result.exit_code, result.output, max_bytes)
+
+
+def _result_file_command(path: str, max_bytes: int) -> str:
     quoted = shlex.quote(path)
-    command = (
+    return (
         f"if [ -L {quoted} ]; then exit 64; elif [ ! -e {quoted} ]; then exit 65; elif [ ! -f {quoted} ]; "
         f"then exit 66; fi; exec dd if={quoted} iflag=nofollow,nonblock,count_bytes count={max_bytes + 1} "
         "bs=1M status=none 2>/dev/null"
     )
-    result = sandbox.exec(command, timeout=timeout, max_output=max_bytes + 1)
+
+
+def _result_file_text(path: str, exit_code: int, text: str, max_bytes: int) -> str:
     why = {64: "is a symlink", 65: "does not exist", 66: "is not a regular file (a FIFO, a device or a folder)"}
-    if result.timed_out:
-        raise ResultFileError(f"{path}: reading it took more than {timeout:.0f} s")
-    if result.exit_code in why:
-        raise ResultFileError(f"{path} {why[result.exit_code]}")
-    if result.exit_code != 0:
-        raise ResultFileError(f"{path} cannot be read (exit {result.exit_code})")
-    if len(result.output.encode()) > max_bytes:
+    if exit_code in why:
+        raise ResultFileError(f"{path} {why[exit_code]}")
+    if exit_code != 0:
+        raise ResultFileError(f"{path} cannot be read (exit {exit_code})")
+    if len(text.encode()) > max_bytes:
         raise ResultFileError(f"{path} is larger than {max_bytes} bytes")
-    return result.output
+    return text
+
+
+# A result file up to this size comes back in the output of the command that wrote it (a sandbox command less, 0.1 s
+# in Docker); a larger one is read by a command of its own. Half of MAX_OUTPUT at most: the kept tail holds it.
+INLINE_RESULT_BYTES = 1_000_000
+
+
+def exec_then_read(sandbox: Sandbox, command: str, path: str, timeout: float) -> tuple[ExecResult, Callable[[], str]]:
+    """`command`, then the result file `path` read as read_result_file reads it, in the same sandbox command: the
+    command's result (its output without the file) and a function giving the file's text or raising ResultFileError.
+
+    The file comes last, after a marker nothing in the checkout can know before the command starts; the last marker is
+    taken, so that output the command printed, forged markers included, comes before it. A process the command left
+    behind could still print after it, as it could still change the file before a separate read."""
+    nonce = secrets.token_hex(12)
+    script = (
+        f"( {command}\n); code=$?; printf '\\n{nonce} file\\n'; "
+        f"( {_result_file_command(path, INLINE_RESULT_BYTES)} ); printf '\\n{nonce} read %d\\n' $?; exit $code"
+    )
+    result = sandbox.exec(script, timeout=timeout)
+    rest, read_marker, status = result.output.rpartition(f"\n{nonce} read ")
+    output, file_marker, text = rest.rpartition(f"\n{nonce} file\n")
+    if not (read_marker and file_marker and status.strip().isdigit()):  # killed before its end: the output as it came
+        return result, lambda: read_result_file(sandbox, path)
+    result = ExecResult(result.exit_code, output, result.seconds, result.timed_out)
+    if len(text.encode()) > INLINE_RESULT_BYTES:
+        return result, lambda: read_result_file(sandbox, path)
+    return result, lambda: _result_file_text(path, int(status), text, MAX_RESULT_BYTES)
 
 
 class PatchError(RuntimeError):

@@ -97,9 +97,11 @@ def function_run_command(files: list[str], junit: str) -> str:
     return f"python -c {shlex.quote(FUNCTION_RUNNER)} {shlex.quote(junit)} {' '.join(shlex.quote(f) for f in files)}"
 
 
-# The runner as installed in the venv (never in the checkout): pytest's version and its pytest11 entry points.
-# Python 3.6 and later.
+# The runner as installed in the venv (never in the checkout, whose modules it does not import: eval reads it after
+# the patch is applied): pytest's version and its pytest11 entry points. Python 3.6 and later.
 _RUNNER_FACTS = r"""
+import sys
+sys.path[:] = [e for e in sys.path if e not in ("", ".")]
 import configparser, glob, os, re, sysconfig
 for site in sorted({sysconfig.get_paths()[key] for key in ("purelib", "platlib")}):
     for info in sorted(glob.glob(os.path.join(site, "*.dist-info")) + glob.glob(os.path.join(site, "*.egg-info"))):
