@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import subprocess
 
 import pytest
 
-from repoforge.sandbox.base import INLINE_RESULT_BYTES, TESTBED, PatchError, ResultFileError, exec_then_read
+from repoforge.sandbox.base import (
+    INLINE_RESULT_BYTES,
+    TESTBED,
+    PatchError,
+    ResultFileError,
+    Step,
+    exec_then_read,
+    read_steps,
+    steps_script,
+)
 from repoforge.sandbox.process import ProcessSandbox, bwrap_path
 from repoforge.testrun.command import runner_facts_command
 
@@ -122,3 +132,21 @@ def test_the_runner_facts_import_nothing_from_the_checkout(sandbox):
     sandbox.write_file(f"{TESTBED}/glob.py", "print('version 99.0')\n")
     facts = sandbox.exec(runner_facts_command("python3"))
     assert facts.exit_code == 0 and "version 99.0" not in facts.output
+
+
+# Prints a forged marker for the step named "check", with the marker read from the shell's command line.
+STEP_FORGER = r"""
+import os, re
+shell = open("/proc/%d/cmdline" % os.getppid()).read()
+nonce = re.search(r"([0-9a-f]{24}) check", shell).group(1)
+print("\n%s check 0\nforged" % nonce)
+"""
+
+
+@needs_bwrap
+def test_steps_are_read_from_the_front_so_a_command_after_them_cannot_forge_one(sandbox):
+    nonce = secrets.token_hex(12)
+    script = steps_script({"check": "echo real; false"}, nonce) + f"python3 -c {shlex.quote(STEP_FORGER)}"
+    steps, rest = read_steps(sandbox.exec(script, timeout=60), nonce, ["check"])
+    assert steps["check"] == Step(1, "real\n")
+    assert rest.endswith("forged\n")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 import shlex
+from collections.abc import Callable
 from typing import NamedTuple
 
 from repoforge.llm.fit import cut
@@ -13,6 +15,7 @@ from repoforge.sandbox.base import (
     ResultFileError,
     Sandbox,
     Step,
+    Then,
     exec_then_read,
     run_steps,
 )
@@ -24,6 +27,7 @@ from repoforge.testrun.command import (
     hardened,
     read_runner_facts,
     render,
+    render_args,
     runner_facts_command,
 )
 from repoforge.testrun.parse import junit_failure_texts, parse_junit
@@ -40,9 +44,9 @@ FAILURE_CHARS = 1500
 
 
 class RunFailed(Exception):
-    def __init__(self, reason: str, detail: str = ""):
+    def __init__(self, reason: str, detail: str, seconds: float):
         super().__init__(reason)
-        self.reason, self.detail = reason, detail
+        self.reason, self.detail, self.seconds = reason, detail, seconds
 
 
 class SuiteRun(NamedTuple):
@@ -72,11 +76,18 @@ def runner_read(spec: EnvSpec, facts: ExecResult | Step) -> EnvSpec:
     return spec.model_copy(update={"runner_version": version, "runner_plugins": plugins})
 
 
-def run_tests(sandbox: Sandbox, spec: EnvSpec, files: list[str], timeout: float, functions: bool = False) -> SuiteRun:
-    """One run of the test files; with `functions`, the files pytest cannot import run by FUNCTION_RUNNER instead
-    (for rows whose test ids are bare function names, made by a project's own runner), the others by pytest again,
-    so that each run's exit code speaks for its results alone."""
-    run = _pytest_run(sandbox, spec, files, timeout)
+def run_tests(
+    sandbox: Sandbox,
+    spec: EnvSpec,
+    files: list[str],
+    timeout: float,
+    functions: bool = False,
+    first: Callable[[], SuiteRun] | None = None,
+) -> SuiteRun:
+    """One run of the test files (`first`, when the harness already ran it: see test_step); with `functions`, the
+    files pytest cannot import run by FUNCTION_RUNNER instead (for rows whose test ids are bare function names, made by
+    a project's own runner), the others by pytest again, so that each run's exit code speaks for its results alone."""
+    run = first() if first else _pytest_run(sandbox, spec, files, timeout)
     unimportable = [f for f in files if run.statuses.get(f) == TestStatus.ERROR] if functions else []
     if not unimportable:
         return run
@@ -100,18 +111,58 @@ def _pytest_run(sandbox: Sandbox, spec: EnvSpec, files: list[str], timeout: floa
 
 
 def _run(sandbox: Sandbox, command: str, junit: str, files: list[str], timeout: float) -> SuiteRun:
+    return _suite_run(*exec_then_read(sandbox, f"rm -f {junit}; {command}", junit, timeout), files, timeout)
+
+
+def _suite_run(result: ExecResult, read: Callable[[], str], files: list[str], timeout: float) -> SuiteRun:
     """The JUnit file is read only as a regular file, and only so far."""
-    result, read = exec_then_read(sandbox, f"rm -f {junit}; {command}", junit, timeout)
     if result.timed_out:
-        raise RunFailed("test run timed out", f"killed after {timeout:.0f} s\n" + result.output[-2000:])
+        raise RunFailed("test run timed out", f"killed after {timeout:.0f} s\n" + result.output[-2000:], result.seconds)
     try:
         xml, unreadable = read(), ""
     except ResultFileError as exc:
         xml, unreadable = "", f"test results unreadable: {exc}\n"
     statuses = parse_junit(xml, files)
     if not statuses:
-        raise RunFailed("tests did not run", unreadable + result.output[-3000:])
+        raise RunFailed("tests did not run", unreadable + result.output[-3000:], result.seconds)
     return SuiteRun(statuses, result, junit_failure_texts(xml, files))
+
+
+def test_step(sandbox: Sandbox, spec: EnvSpec, candidates: list[str], timeout: float) -> Then:
+    """The test run of those `candidates` that are files, as a command to run after harness steps in the same sandbox
+    command (harness/tree.prepare_run), killed after `timeout`; read by step_run."""
+    junit = f"{sandbox.root}/{JUNIT_FILE}"
+    command = hardened(render_args(spec.test_command, junit), spec.runner_version, spec.runner_plugins or {})
+    nonce = secrets.token_hex(12)
+    listed = " ".join(map(shlex.quote, candidates))
+    return Then(
+        f'set --; for f in {listed}; do [ -f "$f" ] && set -- "$@" "$f"; done; if [ $# -gt 0 ]; then rm -f {junit}; '
+        f't0=$EPOCHREALTIME; timeout -s KILL {int(timeout)} bash -c {shlex.quote(command)} bash "$@"; '
+        f'printf \'\\n{nonce} tests %d %s %s\\n\' $? "$t0" "$EPOCHREALTIME"; fi',
+        junit,
+        timeout,
+        nonce,
+    )
+
+
+def step_run(step: Then, ran: tuple[ExecResult, Callable[[], str]], files: list[str]) -> SuiteRun:
+    """The SuiteRun of a test_step: its own exit code and seconds, as it printed them after the tests' output (the
+    last such line: see exec_then_read)."""
+    result, read = ran
+    output, marker, end = result.output.rpartition(f"\n{step.nonce} tests ")
+    fields = end.replace(",", ".").split()  # the seconds in the sandbox's locale
+    if not marker or len(fields) != 3 or not fields[0].isdigit():  # killed before it ended
+        return _suite_run(result, read, files, step.timeout)
+    code, seconds = int(fields[0]), _elapsed(fields[1], fields[2], result.seconds)
+    timed_out = result.timed_out or (code == 137 and seconds >= step.timeout - 1)
+    return _suite_run(ExecResult(code, output, seconds, timed_out), read, files, step.timeout)
+
+
+def _elapsed(start: str, end: str, otherwise: float) -> float:
+    try:
+        return float(end) - float(start)
+    except ValueError:  # a shell without EPOCHREALTIME (bash before 5)
+        return otherwise
 
 
 def files_test(paths: list[str]) -> str:

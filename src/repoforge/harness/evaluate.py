@@ -20,6 +20,7 @@ import posixpath
 import shlex
 import shutil
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -54,7 +55,16 @@ from repoforge.schema import AbsolutePath, EnvSpec, GoldRun, InstanceReport, Pre
 from repoforge.testrun.command import runner_facts_command
 from repoforge.testrun.logparsers import UnknownLogParser, parse_log, swebench_parser
 from repoforge.testrun.parse import names_functions_alone, parse_pytest_log
-from repoforge.validate import RunFailed, files_test, run_tests, runner_read, test_run_command
+from repoforge.validate import (
+    RunFailed,
+    SuiteRun,
+    files_test,
+    run_tests,
+    runner_read,
+    step_run,
+    test_run_command,
+    test_step,
+)
 
 ERROR_MARK = "evaluation error: "
 GOLD_RECORD = "gold.json"
@@ -233,25 +243,26 @@ def _run(
     )
     try:
         try:
-            applied = _apply(sandbox, row, patch, spec, report, log)
+            applied = _apply(sandbox, row, patch, spec, opts, report, log)
         except PatchRefused as exc:  # as a patch that does not apply, with the reason
             applied = None
             log.append(f"patch refused: {exc}")
         report.patch_successfully_applied = applied is not None
         if applied is None:
             return
-        files, spec = applied
+        files, spec, first = applied
         (folder / "eval.sh").write_text(_eval_script(row, sandbox, spec, files, opts.network))
-        _test_and_grade(row, patch, sandbox, spec, files, parser, backend.name, opts, report, folder, log)
+        _test_and_grade(row, patch, sandbox, spec, files, first, parser, backend.name, opts, report, folder, log)
     finally:
         sandbox.close()
 
 
 def _apply(
-    sandbox: Sandbox, row: TaskInstance, patch: str, spec: EnvSpec, report: InstanceReport, log: list[str]
-) -> tuple[list[str], EnvSpec] | None:
-    """Apply the patch, put the test machinery back, apply the test_patch: the test files to run and spec with
-    its runner known; None if the patch does not apply. Its reaches into the test machinery go to report.tampering."""
+    sandbox: Sandbox, row: TaskInstance, patch: str, spec: EnvSpec, opts: EvalOptions, report: InstanceReport, log
+) -> tuple[list[str], EnvSpec, Callable[[], SuiteRun] | None] | None:
+    """Apply the patch, put the test machinery back, apply the test_patch, and run the tests in the same sandbox
+    command where the runner is known: the test files to run, spec with its runner known, and the run if it was made;
+    None if the patch does not apply. Its reaches into the test machinery go to report.tampering."""
     changes = apply_model_patch(sandbox, patch, log)
     if changes is None:
         return None
@@ -260,14 +271,17 @@ def _apply(
     test_paths = paths_in_patch(row.test_patch)
     candidates = [f for f in test_paths if f.endswith(".py") and posixpath.basename(f) != "conftest.py"]
     reaches = patch_reaches(patch)
-    # An environment built before the runner was recorded: read from its venv, in the same sandbox command.
+    # An environment built before the runner was recorded: read from its venv, in the same sandbox command, and the
+    # tests run by a command of their own.
     runner = {} if spec.runner_plugins is not None else {"runner": runner_facts_command()}
-    steps = prepare_run(
+    tests = None if runner else test_step(sandbox, spec, candidates, opts.timeout)
+    steps, ran = prepare_run(
         sandbox,
         restore_plan(changes, test_paths),
         row.test_patch,
         {"files": files_test(candidates), **runner, **base_reach_checks(reaches)},
         log,
+        then=tests,
     )
     if steps["test_patch"].exit_code != 0:
         raise PatchError(steps["test_patch"].output.strip())
@@ -275,7 +289,8 @@ def _apply(
     files = [f for f in candidates if f in steps["files"].output.splitlines()]
     if not files:  # as SWE-bench runs them: every Python file the test_patch leaves (whatever its name), but conftests
         raise NothingToRun("the test_patch leaves no Python file to run")
-    return files, runner_read(spec, steps["runner"]) if runner else spec
+    first = functools.partial(step_run, tests, ran, files) if tests else None
+    return files, runner_read(spec, steps["runner"]) if runner else spec, first
 
 
 def _test_and_grade(
@@ -284,6 +299,7 @@ def _test_and_grade(
     sandbox: Sandbox,
     spec: EnvSpec,
     files: list[str],
+    first: Callable[[], SuiteRun] | None,
     parser: str | None,
     backend: str,
     opts: EvalOptions,
@@ -291,16 +307,15 @@ def _test_and_grade(
     folder: Path,
     log: list[str],
 ) -> None:
-    tests_started = time.monotonic()
     try:
-        run = run_tests(
-            sandbox, spec, files, opts.timeout, functions=names_functions_alone(row.FAIL_TO_PASS + row.PASS_TO_PASS)
-        )
-        statuses, output = run.statuses, run.result.output
+        functions = names_functions_alone(row.FAIL_TO_PASS + row.PASS_TO_PASS)
+        run = run_tests(sandbox, spec, files, opts.timeout, functions, first)
+        statuses, output, seconds = run.statuses, run.result.output, run.result.seconds
     except RunFailed as exc:
-        run, statuses, output = None, {}, f"{exc.reason}\n{exc.detail}"
+        run, statuses, output, seconds = None, {}, f"{exc.reason}\n{exc.detail}", exc.seconds
         log.append(exc.reason)
-    report.seconds["tests"] = round(time.monotonic() - tests_started, 3)
+    # The test commands' own seconds (counted in the sandbox for a run made in the harness's steps' command).
+    report.seconds["tests"] = round(seconds, 3)
     (folder / "test_output.txt").write_text(output)
     gold = functools.cache(lambda: _gold_run(row, spec, backend, opts, log))
     decided = grade(

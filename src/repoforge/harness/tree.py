@@ -10,14 +10,28 @@ text: a plain ---/+++ section, or a file written through a symlink, changes the 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import posixpath
+import secrets
 import shlex
 import tomllib
+from collections.abc import Callable
 from typing import NamedTuple
 
 from repoforge.harness.patchtext import COMPILED, PatchRefused, check
 from repoforge.mine import is_test_path
-from repoforge.sandbox.base import PATCH_FILE, RESTORE_GENERATED, Sandbox, Step, run_steps
+from repoforge.sandbox.base import (
+    PATCH_FILE,
+    RESTORE_GENERATED,
+    ExecResult,
+    Sandbox,
+    Step,
+    Then,
+    exec_then_read,
+    read_steps,
+    run_steps,
+    steps_script,
+)
 from repoforge.testrun.command import RUNNER_MODULES
 
 MODEL_PATCH = ".git/repoforge-model.patch"  # in the repository, outside its working tree
@@ -200,31 +214,39 @@ def pytest_part(name: str, text: str | None):
     return lines or None
 
 
+PREPARE_SECONDS = 300  # for putting the tree back and applying the test_patch
+
+
 def prepare_run(
-    sandbox: Sandbox, plan: Restore, test_patch: str, checks: dict[str, str], log: list[str]
-) -> dict[str, Step]:
+    sandbox: Sandbox, plan: Restore, test_patch: str, checks: dict[str, str], log: list[str], then: Then | None = None
+) -> tuple[dict[str, Step], tuple[ExecResult, Callable[[], str]] | None]:
     """Put back what `plan` says, apply the test_patch, and run `checks` (more harness commands, in the same
     sandbox command): their results by name. PatchRefused when the tree cannot be put back; the test_patch's
-    step says whether it applied."""
-    steps = run_steps(
-        sandbox,
-        {
-            "put_back": _put_back(plan),
-            "generated": RESTORE_GENERATED,
-            "test_patch": f"git apply --whitespace=nowarn {PATCH_FILE}",
-            **checks,
-        },
-        timeout=300,
-        upload=(f"{sandbox.root}/{PATCH_FILE}", test_patch),
-    )
+    step says whether it applied. `then` runs next in the same command if both succeeded: its output after the
+    steps' and the function reading its result file (exec_then_read), None without it."""
+    steps = {
+        "put_back": _put_back(plan),
+        "generated": RESTORE_GENERATED,
+        "test_patch": f"git apply --whitespace=nowarn {PATCH_FILE}",
+        **checks,
+    }
+    nonce, upload = secrets.token_hex(12), f"{sandbox.root}/{PATCH_FILE}"
+    script = steps_script(steps, nonce, upload)
+    if then is None:
+        result, read = sandbox.exec(script, timeout=PREPARE_SECONDS, input=test_patch), None
+    else:
+        script += f'if [ "$step_put_back" = 0 ] && [ "$step_test_patch" = 0 ]; then {then.command}\nfi'
+        timeout = PREPARE_SECONDS + then.timeout
+        result, read = exec_then_read(sandbox, script, then.result_file, timeout, input=test_patch)
+    found, rest = read_steps(result, nonce, list(steps))
     if plan.checkout or plan.remove:
         log.append(
             f"put back as the base commit has them: {', '.join(plan.checkout) or 'none'}; "
             f"removed: {', '.join(plan.remove) or 'none'}"
         )
-    if steps["put_back"].exit_code != 0:
-        raise PatchRefused(f"its changes cannot be put back: {steps['put_back'].output.strip()[-300:]}")
-    return steps
+    if found["put_back"].exit_code != 0:
+        raise PatchRefused(f"its changes cannot be put back: {found['put_back'].output.strip()[-300:]}")
+    return found, (dataclasses.replace(result, output=rest), read) if read else None
 
 
 def _put_back(plan: Restore) -> str:

@@ -180,7 +180,9 @@ def _result_file_text(path: str, exit_code: int, text: str, max_bytes: int) -> s
 INLINE_RESULT_BYTES = 1_000_000
 
 
-def exec_then_read(sandbox: Sandbox, command: str, path: str, timeout: float) -> tuple[ExecResult, Callable[[], str]]:
+def exec_then_read(
+    sandbox: Sandbox, command: str, path: str, timeout: float, input: str | None = None
+) -> tuple[ExecResult, Callable[[], str]]:
     """`command`, then the result file `path` read as read_result_file reads it, in the same sandbox command: the
     command's result (its output without the file) and a function giving the file's text or raising ResultFileError.
 
@@ -192,7 +194,7 @@ def exec_then_read(sandbox: Sandbox, command: str, path: str, timeout: float) ->
         f"( {command}\n); code=$?; printf '\\n{nonce} file\\n'; "
         f"( {_result_file_command(path, INLINE_RESULT_BYTES)} ); printf '\\n{nonce} read %d\\n' $?; exit $code"
     )
-    result = sandbox.exec(script, timeout=timeout)
+    result = sandbox.exec(script, timeout=timeout, input=input)
     rest, read_marker, status = result.output.rpartition(f"\n{nonce} read ")
     output, file_marker, text = rest.rpartition(f"\n{nonce} file\n")
     if not (read_marker and file_marker and status.strip().isdigit()):  # killed before its end: the output as it came
@@ -201,6 +203,16 @@ def exec_then_read(sandbox: Sandbox, command: str, path: str, timeout: float) ->
     if len(text.encode()) > INLINE_RESULT_BYTES:
         return result, lambda: read_result_file(sandbox, path)
     return result, lambda: _result_file_text(path, int(status), text, MAX_RESULT_BYTES)
+
+
+class Then(NamedTuple):
+    """A command run after harness steps in the same sandbox command (a sandbox start less), and the result file it
+    writes, which comes back with it (exec_then_read)."""
+
+    command: str
+    result_file: str
+    timeout: float
+    nonce: str  # of the marker the command prints at its end
 
 
 class PatchError(RuntimeError):
@@ -220,23 +232,40 @@ def run_steps(
     output told apart by a marker nothing in the checkout can know in advance. `upload` (path, text) is written
     first, from the command's input, so that a file the steps read costs no command of its own."""
     nonce = secrets.token_hex(12)
-    write = f"cat > {shlex.quote(upload[0])} || exit 1; " if upload else ""
-    script = (
+    script = steps_script(steps, nonce, upload[0] if upload else None)
+    result = sandbox.exec(script, timeout=timeout, input=upload[1] if upload else None)
+    return read_steps(result, nonce, list(steps))[0]
+
+
+def steps_script(steps: dict[str, str], nonce: str, upload_path: str | None = None) -> str:
+    """The script of run_steps: each step's output, then a marker with its exit code, which is also $step_NAME."""
+    write = f"cat > {shlex.quote(upload_path)} || exit 1; " if upload_path else ""
+    return (
         NEUTRAL_GIT
         + write
-        + "".join(f"{{ {command}\n}} 2>&1; printf '\\n{nonce} {name} %d\\n' $?; " for name, command in steps.items())
-    )
-    result = sandbox.exec(script, timeout=timeout, input=upload[1] if upload else None)
-    parts = re.split(rf"\n{nonce} (\w+) (\d+)\n", result.output)
-    found = {parts[i]: Step(int(parts[i + 1]), parts[i - 1]) for i in range(1, len(parts) - 1, 3)}
-    if list(found) != list(steps):  # the sandbox failed, not anything in it
-        from repoforge.sandbox import SandboxError
-
-        raise SandboxError(
-            f"harness command ended early (exit {result.exit_code}"
-            f"{', timed out' if result.timed_out else ''}): {result.output[-500:]}"
+        + "".join(
+            f"{{ {command}\n}} 2>&1; step_{name}=$?; printf '\\n{nonce} {name} %d\\n' $step_{name}; "
+            for name, command in steps.items()
         )
-    return found
+    )
+
+
+def read_steps(result: ExecResult, nonce: str, names: list[str]) -> tuple[dict[str, Step], str]:
+    """The steps' results, read from the front in order, and the output after the last one's marker: a command run
+    after the steps (code under test) may print markers, but only after the real ones."""
+    found, position = {}, 0
+    for name in names:
+        marker = re.compile(rf"\n{nonce} {name} (\d+)\n").search(result.output, position)
+        if marker is None:  # the sandbox failed, not anything in it
+            from repoforge.sandbox import SandboxError
+
+            raise SandboxError(
+                f"harness command ended early (exit {result.exit_code}"
+                f"{', timed out' if result.timed_out else ''}): {result.output[-500:]}"
+            )
+        found[name] = Step(int(marker.group(1)), result.output[position : marker.start()])
+        position = marker.end()
+    return found, result.output[position:]
 
 
 PATCH_FILE = ".git/repoforge.patch"  # where a patch waits to be applied: in the repository, outside its tree

@@ -137,6 +137,11 @@ def render(template: str, files: list[str], junit: str = JUNIT_FILE) -> str:
     return template.format(files=" ".join(shlex.quote(f) for f in files), junit=shlex.quote(junit))
 
 
+def render_args(template: str, junit: str) -> str:
+    """The command with the files left to its shell's arguments ("$@")."""
+    return template.format(files='"$@"', junit=shlex.quote(junit))
+
+
 def hardened(command: str, runner_version: str, plugins: dict[str, str]) -> str:
     """A rendered test command (of any recipe version) as the harness runs it."""
     args = command.removeprefix("python -m pytest ")
