@@ -418,6 +418,23 @@ def test_an_unknown_log_parser_is_the_rows_error(forged):
     )
 
 
+def test_a_row_without_its_env_is_planned_once_and_later_runs_read_the_plan(forged):
+    """A SWE-bench row carries no env: eval plans one from the repository at its setup commit, keeps the plan's
+    fingerprint and log in the store, and a later run reads them instead of planning again."""
+    tmp, store = forged
+    row = rewritten(forged_row(forged), env=None)
+    report, _ = run(forged, "gold", "planned-first", [row])
+    assert report["resolved_ids"] == [FIX_ID]
+    [record] = (store / "planned" / "process").glob("*.json")
+    planned = json.loads(record.read_text())
+    assert (store / "envs" / "process" / planned["fingerprint"] / "spec.json").is_file()
+    record.write_text(json.dumps(planned | {"log": ["read from the first run's plan"]}))
+    report, _ = run(forged, "gold", "planned-again", [row])
+    assert report["resolved_ids"] == [FIX_ID]
+    log = (tmp / LOGS / "planned-again" / "gold" / FIX_ID / "run_instance.log").read_text()
+    assert "read from the first run's plan" in log and f"environment {planned['fingerprint']}" in log
+
+
 def test_malformed_rows_are_reported_and_the_rest_evaluated(forged, tmp_path):
     tmp, store = forged
     lines = (tmp / "forged" / "instances.jsonl").read_text().splitlines()

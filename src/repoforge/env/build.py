@@ -541,7 +541,11 @@ def env_folder(store: Path, backend: str, fingerprint: str) -> Path:
 
 def built_env(spec: EnvSpec, store: Path, backend: Backend) -> tuple[EnvSpec, str] | None:
     """(final spec, environment reference) of spec's fingerprint if it is built (its spec.json comes last)."""
-    env_dir = env_folder(store, backend.name, spec.fingerprint)
+    return built_fingerprint(spec.fingerprint, store, backend)
+
+
+def built_fingerprint(fingerprint: str, store: Path, backend: Backend) -> tuple[EnvSpec, str] | None:
+    env_dir = env_folder(store, backend.name, fingerprint)
     done, ref = env_dir / "spec.json", env_dir / "ref"
     if done.exists() and backend.env_exists(ref.read_text()):
         return EnvSpec.model_validate_json(done.read_text()), ref.read_text()

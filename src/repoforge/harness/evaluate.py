@@ -27,7 +27,16 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from repoforge.env.build import BuildFailed, built_env, declared_names, ensure_env, env_folder, plan_and_build
+from repoforge.env.build import (
+    RECIPE_VERSION,
+    BuildFailed,
+    built_env,
+    built_fingerprint,
+    declared_names,
+    ensure_env,
+    env_folder,
+    plan_and_build,
+)
 from repoforge.env.metadata import read_metadata
 from repoforge.forge import default_store, run_all, write_atomic
 from repoforge.git.locate import RepoPlaces, find_repository, has_commit
@@ -125,12 +134,32 @@ def _planned_env(
     with the fix's manifest changes, and what the base commit declares for its tests that the setup commit does
     not."""
     commit = _setup_commit(repo, row, log)
+    record = _planning_record(row, commit, backend, store)
+    if record.exists():  # planned before (by the run's build phase, or an earlier run): no checkout, no planning
+        planned = json.loads(record.read_text())
+        if built := built_fingerprint(planned["fingerprint"], store, backend):
+            log.extend(planned["log"])
+            return *built, True
+    planning_log = len(log)
     checkout(repo, commit, tree)
     describe_as(tree, row.base_commit)  # a version computed from git at build time is the instance's
     _apply_manifest_changes(tree, row.patch, log)
     also = _base_only_requirements(repo, row.base_commit, tree, log) if commit != row.base_commit else []
     date = commit_date(repo, commit)
-    return plan_and_build(repo, commit, date, tree, backend, store, version_commit=row.base_commit, also=also)
+    spec, ref, reused = plan_and_build(
+        repo, commit, date, tree, backend, store, version_commit=row.base_commit, also=also
+    )
+    record.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(record, json.dumps({"fingerprint": spec.fingerprint, "log": log[planning_log:]}))
+    return spec, ref, reused
+
+
+def _planning_record(row: TaskInstance, commit: str, backend, store: Path) -> Path:
+    """Where the fingerprint that planning `row` at `commit` gave is kept. The planning reads only the repository at
+    fixed commits, the row's patch and the package index as of a fixed date; so the same facts plan the same."""
+    facts = [RECIPE_VERSION, backend.name, sorted(backend.pythons()), row.repo, row.base_commit, commit, row.patch]
+    key = hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:32]
+    return store / "planned" / backend.name / f"{key}.json"
 
 
 def _base_only_requirements(repo: Path, base: str, planned: Path, log: list[str]) -> list[str]:
