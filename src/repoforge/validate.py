@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 import shlex
 from collections.abc import Callable
@@ -137,7 +138,7 @@ def test_step(sandbox: Sandbox, spec: EnvSpec, candidates: list[str], timeout: f
     listed = " ".join(map(shlex.quote, candidates))
     return Then(
         f'set --; for f in {listed}; do [ -f "$f" ] && set -- "$@" "$f"; done; if [ $# -gt 0 ]; then rm -f {junit}; '
-        f't0=$EPOCHREALTIME; timeout -s KILL {int(timeout)} bash -c {shlex.quote(command)} bash "$@"; '
+        f't0=$EPOCHREALTIME; timeout -s KILL {math.ceil(timeout)} bash -c {shlex.quote(command)} bash "$@"; '
         f'printf \'\\n{nonce} tests %d %s %s\\n\' $? "$t0" "$EPOCHREALTIME"; fi',
         junit,
         timeout,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
+import math
 import os
 import posixpath
 import re
@@ -413,7 +414,7 @@ class DockerSandbox:
         if setup:  # nothing of the checkout has run yet: the nonce is still unknown to it
             wrapped = f"if ! out=$({{ {setup}\n}} 2>&1); then printf '{nonce}%s' \"$out\"; exit 1; fi; {wrapped}"
         if timeout:
-            wrapped = f"timeout -s KILL {int(timeout)} bash -c {shlex.quote(wrapped)}"
+            wrapped = f"timeout -s KILL {math.ceil(timeout)} bash -c {shlex.quote(wrapped)}"  # 0 would be none
         stdin = input
         if self.reused:
             wrapped, stdin = self._in_reused(wrapped, input, nonce)
