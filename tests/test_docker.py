@@ -19,7 +19,7 @@ from repoforge.env.python import available_pythons, inspect_interpreter
 from repoforge.forge import ForgeOptions, forge
 from repoforge.harness.dataset import load_dataset, load_predictions
 from repoforge.harness.evaluate import EvalOptions, evaluate
-from repoforge.sandbox import SandboxError
+from repoforge.sandbox import SandboxError, channel
 from repoforge.sandbox.docker import (
     DockerBackend,
     DockerSandbox,
@@ -222,6 +222,45 @@ def test_a_reused_container_shows_an_instance_nothing_of_the_one_before(runs, tm
         )
         assert third.container != first.container  # the spoiled container was dropped
         assert third.exec("python -m pytest -q tests", timeout=60).exit_code == 0
+    finally:
+        third.close()
+
+
+def test_an_instance_cannot_reach_the_channel_and_one_that_stops_or_kills_it_gets_no_verdict_from_it(
+    runs, tmp_path, monkeypatch
+):
+    """A reused container's commands go over one long-lived exec, whose server the code under test (root) can
+    neither read nor write through /proc. An instance that stops or kills it spoils only its own container: the
+    next instance runs in a new one."""
+    monkeypatch.setattr(channel, "ANSWER_SECONDS", 3.0)
+    calc = runs[0]
+    base = calc._git("rev-list", "--reverse", "HEAD").split()[0]
+    env_ref = labels(instance_ref(FIX_ID))["repoforge.parent"]
+    backend = DockerBackend()
+    sandbox = lambda: backend.instance_sandbox(calc.path, base, env_ref, "any", tmp_path, reuse=True)
+    server = "$(grep -ls PR_SET_DUMP[A]BLE /proc/[0-9]*/cmdline | cut -d/ -f3)"  # [A]: not this command's own
+    first = sandbox()
+    try:
+        assert first.reused.channel is not None
+        reach = f"s={server}; cat /proc/$s/fd/0 < /dev/null; echo forged > /proc/$s/fd/1; cat /proc/$s/mem"
+        assert [line.split(": ")[-1] for line in first.exec(reach).output.splitlines()] == ["Permission denied"] * 3
+        # a process left behind stops the server once this command has ended
+        first.exec(f's={server}; setsid sh -c "sleep 1; kill -STOP $s" > /dev/null 2>&1 &')
+    finally:
+        first.close()
+    time.sleep(2)
+    second = sandbox()
+    try:
+        assert second.exec("git rev-list --all").output.split() == [base]
+        assert second.container != first.container
+        killed = second.exec(f"echo before; kill -9 {server}; sleep 1; echo after")
+        assert (killed.exit_code, killed.output) == (-9, "before\n")
+    finally:
+        second.close()
+    third = sandbox()
+    try:
+        assert third.exec("echo fine").output == "fine\n"
+        assert third.container not in (first.container, second.container)
     finally:
         third.close()
 

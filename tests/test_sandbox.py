@@ -9,9 +9,11 @@ import subprocess
 
 import pytest
 
+from repoforge.env.python import available_pythons
 from repoforge.sandbox.base import (
     INLINE_RESULT_BYTES,
     TESTBED,
+    Captured,
     PatchError,
     ResultFileError,
     Step,
@@ -19,6 +21,7 @@ from repoforge.sandbox.base import (
     read_steps,
     steps_script,
 )
+from repoforge.sandbox.channel import Channel, server_argv
 from repoforge.sandbox.process import ProcessSandbox, bwrap_path
 from repoforge.testrun.command import runner_facts_command
 
@@ -150,3 +153,18 @@ def test_steps_are_read_from_the_front_so_a_command_after_them_cannot_forge_one(
     steps, rest = read_steps(sandbox.exec(script, timeout=60), nonce, ["check"])
     assert steps["check"] == Step(1, "real\n")
     assert rest.endswith("forged\n")
+
+
+@pytest.mark.parametrize("python", sorted(available_pythons()))
+def test_the_channel_server_runs_on_every_interpreter_an_environment_may_have(python, tmp_path):
+    """A reused container's channel runs on the environment's own interpreter: its commands' exit codes, stdin
+    and output (bytes, not text), and a killed command's 128 + signal come back on every version."""
+    served = Channel(server_argv(available_pythons()[python]), cwd=str(tmp_path))
+    try:
+        ran = served.run("pwd; wc -c; printf 'd\\303\\244t\\303\\244'; exit 3", "é".encode() * 70_000, False, 10, 1000)
+        assert ran == Captured(3, f"{tmp_path}\n140000\ndätä", False)
+        assert served.run("kill -9 $$", None, False, 10, 1000) == Captured(137, "", False)
+        flood = served.run("head -c 3000000 /dev/zero | tr '\\0' x; echo end", None, False, 10, 100)
+        assert flood.output == "x" * 50 + "\n[... 2999904 bytes of output cut ...]\n" + "x" * 46 + "end\n"
+    finally:
+        served.close()

@@ -62,7 +62,7 @@ def run_captured(
         start_new_session=True,
         **popen,
     )
-    output = _HeadAndTail(max_output)
+    output = HeadAndTail(max_output)
     deadline = time.monotonic() + timeout if timeout is not None else None
     ended, timed_out = None, False
     with selectors.DefaultSelector() as selector:
@@ -120,7 +120,9 @@ def _write_some(stdin, pending: memoryview, selector: selectors.BaseSelector) ->
     return pending
 
 
-class _HeadAndTail:
+class HeadAndTail:
+    """The first and last `limit / 2` bytes of a stream, and how many were cut between them."""
+
     def __init__(self, limit: int):
         self.half, self.head, self.tail, self.cut = limit // 2, bytearray(), bytearray(), 0
 
