@@ -151,6 +151,19 @@ def test_a_folder_named_a_plus_b_forges_in_docker(runs):
     assert instance_ref(PINNED_ID) == f"repoforge-instance:{PINNED_ID}" and image_exists(instance_ref(PINNED_ID))
 
 
+def test_an_environment_image_holds_no_path_of_this_host(runs, store):
+    """The build borrows the repository's objects at fixed paths: the mount points the image keeps are the same
+    wherever the repository is, so an environment does not depend on the host, and relatives differ by packages."""
+    env_ref = labels(instance_ref(FIX_ID))["repoforge.parent"]
+    probe = f"ls -d {store} {runs[3]} /repoforge-objects/* 2>&1; true"
+    found = docker("run", "--rm", "--network", "none", env_ref, "bash", "-c", probe).stdout.decode().splitlines()
+    assert found == [
+        f"ls: cannot access '{store}': No such file or directory",
+        f"ls: cannot access '{runs[3]}': No such file or directory",
+        "/repoforge-objects/0",
+    ]
+
+
 def test_instance_container_holds_no_commit_newer_than_its_base(runs):
     calc = runs[0]
     base, fix = calc._git("rev-list", "--reverse", "HEAD").split()[:2]

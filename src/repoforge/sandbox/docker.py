@@ -657,9 +657,7 @@ class DockerBuildBox:
         cache = uv_cache_dir()
         cache.mkdir(parents=True, exist_ok=True)
         mounts = [f"{worktree}:{TESTBED}", f"{uv_binary()}:/usr/local/bin/uv:ro", f"{cache}:/uv-cache"]
-        # The checkout borrows the repository's objects: where they are, so that git works in the box (a
-        # version computed from git, as versioneer does, is then the checkout's and not 0+unknown).
-        mounts += [f"{path}:{path}:ro" for path in borrowed_objects(worktree)]
+        mounts += self._objects_mounts(worktree)
         env = {"UV_CACHE_DIR": "/uv-cache", "UV_LINK_MODE": "copy"}
         bundle = ca_bundle()
         if bundle:
@@ -670,6 +668,22 @@ class DockerBuildBox:
                 "PIP_CERT": CA_IN_CONTAINER,
             }
         self.sandbox = DockerSandbox(self.image, network=True, mounts=mounts, env=env, kind="build")
+
+    def _objects_mounts(self, worktree: Path) -> list[str]:
+        """The checkout borrows the repository's objects: they are mounted, so that git works in the box (a version
+        computed from git, as versioneer does, is then the checkout's and not 0+unknown). At fixed paths, named by
+        an alternates file of the box's own: the mount points (empty folders) are committed with the environment,
+        which must not depend on where the repository is on this host, nor differ from its relatives' (lineage)."""
+        borrowed = borrowed_objects(worktree)
+        if not borrowed:
+            self.alternates = None
+            return []
+        fixed = [f"/repoforge-objects/{index}" for index in range(len(borrowed))]
+        with tempfile.NamedTemporaryFile("w", prefix="repoforge-alternates-", delete=False) as alternates:
+            alternates.write("".join(f"{path}\n" for path in fixed))
+        self.alternates = Path(alternates.name)
+        own = f"{self.alternates}:{TESTBED}/.git/objects/info/alternates:ro"
+        return [*(f"{path}:{inside}:ro" for path, inside in zip(borrowed, fixed, strict=True)), own]
 
     def keep(self) -> str:
         """Commit the environment, stored over its nearest relative where that is smaller (sandbox/lineage.py);
@@ -689,6 +703,8 @@ class DockerBuildBox:
 
     def close(self) -> None:
         self.sandbox.close()
+        if self.alternates:
+            self.alternates.unlink(missing_ok=True)
 
 
 def env_image_ref(fingerprint: str) -> str:
