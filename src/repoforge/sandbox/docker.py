@@ -667,7 +667,11 @@ class DockerBuildBox:
                 "REQUESTS_CA_BUNDLE": CA_IN_CONTAINER,
                 "PIP_CERT": CA_IN_CONTAINER,
             }
-        self.sandbox = DockerSandbox(self.image, network=True, mounts=mounts, env=env, kind="build")
+        try:
+            self.sandbox = DockerSandbox(self.image, network=True, mounts=mounts, env=env, kind="build")
+        except SandboxError:
+            self._drop_alternates()
+            raise
 
     def _objects_mounts(self, worktree: Path) -> list[str]:
         """The checkout borrows the repository's objects: they are mounted, so that git works in the box (a version
@@ -703,6 +707,9 @@ class DockerBuildBox:
 
     def close(self) -> None:
         self.sandbox.close()
+        self._drop_alternates()
+
+    def _drop_alternates(self) -> None:
         if self.alternates:
             self.alternates.unlink(missing_ok=True)
 
