@@ -210,7 +210,7 @@ def test_a_reused_container_shows_an_instance_nothing_of_the_one_before(runs, tm
     first = sandbox(fix)
     plant = (
         "for d in /testbed /tmp /var/tmp ~ /dev/shm; do echo planted > $d/planted; done; "
-        "setsid bash -c 'sleep 3; echo late > /tmp/late' > /dev/null 2>&1 & "
+        "setsid bash -c 'sleep 3; echo late > /tmp/late' > /dev/null 2>&1 & setsid sleep 300 > /dev/null 2>&1 & "
         'echo planted 2>/dev/null > "$VIRTUAL_ENV/planted" || echo venv read-only; '
         "ip route del default 2>/dev/null || echo routes kept"
     )
@@ -219,6 +219,13 @@ def test_a_reused_container_shows_an_instance_nothing_of_the_one_before(runs, tm
         assert first.exec(plant).output.splitlines()[-2:] == ["venv read-only", "routes kept"]
     finally:
         first.close()
+    # Emptied as the instance closes, not when the next one starts: its processes are gone at once.
+    processes = lambda: docker("exec", first.container, "sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
+    deadline = time.monotonic() + 5
+    while "sleep 300" in processes().stdout.decode() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "sleep 300" not in processes().stdout.decode()
+    sandbox(base).close()  # an instance that ran nothing: the cleanup still pending stands for the next
     second = sandbox(base)
     try:
         assert second.container == first.container
@@ -257,11 +264,11 @@ def test_an_instance_cannot_reach_the_channel_and_one_that_stops_or_kills_it_get
         assert first.reused.channel is not None
         reach = f"s={server}; cat /proc/$s/fd/0 < /dev/null; echo forged > /proc/$s/fd/1; cat /proc/$s/mem"
         assert [line.split(": ")[-1] for line in first.exec(reach).output.splitlines()] == ["Permission denied"] * 3
-        # a process left behind stops the server once this command has ended
+        # a process left behind stops the server once this command has ended, before the instance is closed
         first.exec(f's={server}; setsid sh -c "sleep 1; kill -STOP $s" > /dev/null 2>&1 &')
+        time.sleep(2)
     finally:
         first.close()
-    time.sleep(2)
     second = sandbox()
     try:
         assert second.exec("git rev-list --all").output.split() == [base]

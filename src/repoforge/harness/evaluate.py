@@ -281,9 +281,10 @@ def _run(
             return
         files, spec, first = applied
         (folder / "eval.sh").write_text(_eval_script(row, sandbox, spec, files, opts.network))
-        _test_and_grade(row, patch, sandbox, spec, files, first, parser, backend.name, opts, report, folder, log)
+        run, output = _test(row, sandbox, spec, files, first, opts, report, folder, log)
     finally:
-        sandbox.close()
+        sandbox.close()  # a reused container is emptied for the next instance while this one is graded
+    _grade(row, patch, run, output, files, spec, parser, backend.name, opts, report, log)
 
 
 def _apply(
@@ -322,30 +323,45 @@ def _apply(
     return files, runner_read(spec, steps["runner"]) if runner else spec, first
 
 
-def _test_and_grade(
+def _test(
     row: TaskInstance,
-    patch: str,
     sandbox: Sandbox,
     spec: EnvSpec,
     files: list[str],
     first: Callable[[], SuiteRun] | None,
-    parser: str | None,
-    backend: str,
     opts: EvalOptions,
     report: InstanceReport,
     folder: Path,
     log: list[str],
-) -> None:
+) -> tuple[SuiteRun | None, str]:
+    """The tests' run (None if it gave no results) and its output, kept in the folder."""
     try:
         functions = names_functions_alone(row.FAIL_TO_PASS + row.PASS_TO_PASS)
         run = run_tests(sandbox, spec, files, opts.timeout, functions, first)
-        statuses, output, seconds = run.statuses, run.result.output, run.result.seconds
+        output, seconds = run.result.output, run.result.seconds
     except RunFailed as exc:
-        run, statuses, output, seconds = None, {}, f"{exc.reason}\n{exc.detail}", exc.seconds
+        run, output, seconds = None, f"{exc.reason}\n{exc.detail}", exc.seconds
         log.append(exc.reason)
     # The test commands' own seconds (counted in the sandbox for a run made in the harness's steps' command).
     report.seconds["tests"] = round(seconds, 3)
     (folder / "test_output.txt").write_text(output)
+    return run, output
+
+
+def _grade(
+    row: TaskInstance,
+    patch: str,
+    run: SuiteRun | None,
+    output: str,
+    files: list[str],
+    spec: EnvSpec,
+    parser: str | None,
+    backend: str,
+    opts: EvalOptions,
+    report: InstanceReport,
+    log: list[str],
+) -> None:
+    statuses = run.statuses if run else {}
     gold = functools.cache(lambda: _gold_run(row, spec, backend, opts, log))
     decided = grade(
         report,

@@ -48,6 +48,7 @@ class Channel:
         self.reader.register(self.proc.stdout, selectors.EVENT_READ)
         self.writer.register(self.proc.stdin, selectors.EVENT_WRITE)
         self.buffer, self.cwd = bytearray(), cwd
+        self.pending: tuple[float | None, int] | None = None  # a submitted command's timeout and max_output
         try:
             if self._frame(time.monotonic() + ANSWER_SECONDS)[0] != b"r":
                 raise ChannelBroken("the server did not start")
@@ -57,9 +58,20 @@ class Channel:
 
     def run(self, command: str, input: bytes | None, reset: bool, timeout: float | None, max_output: int) -> Captured:
         """Run `command` (bash) in /testbed; `reset` kills every other process of the container first."""
+        self.submit(command, input, reset, timeout, max_output)
+        return self.collect()
+
+    def submit(self, command: str, input: bytes | None, reset: bool, timeout: float | None, max_output: int) -> None:
+        """Send a command without waiting for it; collect() waits for its result."""
         request = json.dumps({"cwd": self.cwd, "reset": reset, "drain": DRAIN_SECONDS}).encode()
         frames = [(b"h", request), (b"c", command.encode()), (b"i", input or b"")]
         self._send(b"".join(kind + struct.pack(">I", len(data)) + data for kind, data in frames))
+        self.pending = (timeout, max_output)
+
+    def collect(self) -> Captured:
+        """The result of the command submitted last."""
+        timeout, max_output = self.pending
+        self.pending = None
         if self._frame(time.monotonic() + ANSWER_SECONDS)[0] != b"a":
             raise ChannelBroken("the server did not take the command")
         # The client's minute more than the command, as for a `docker exec` of its own.

@@ -418,6 +418,10 @@ class DockerSandbox:
             wrapped = f"if ! out=$({{ {setup}\n}} 2>&1); then printf '{nonce}%s' \"$out\"; exit 1; fi; {wrapped}"
         if timeout:
             wrapped = f"timeout -s KILL {math.ceil(timeout)} bash -c {shlex.quote(wrapped)}"  # 0 would be none
+        if self.testbed is not None and self.reused.cleaning:
+            left = self.reused.take_cleanup()
+            if left:
+                self._replace_reused(left)
         if self.reused:
             run = self._run_reused(*self._in_reused(wrapped, input, nonce), timeout, max_output)
         else:
@@ -448,7 +452,8 @@ class DockerSandbox:
         if self.testbed is None:
             return wrapped, input
         kills = self.reused.channel is None  # else the channel's server kills, sparing itself
-        reset = reset_command(nonce, self.reused.dev, len(self.testbed), self.reused.routes, kills)
+        cleaned, self.reused.cleaned = self.reused.cleaned, False
+        reset = reset_command(nonce, self.reused.dev, len(self.testbed), self.reused.routes, kills, cleaned)
         return f"{reset}\n{wrapped}", self.testbed + (input or b"")
 
     def _run_reused(self, command: str, input: bytes | None, timeout: float | None, max_output: int) -> Captured:
@@ -497,6 +502,7 @@ class DockerSandbox:
     def close(self) -> None:
         if self.reused and not self.reused.spoiled:
             self.reused.in_use, self.reused.fresh = False, False
+            self.reused.clean_ahead()
         elif self.reused:
             self.reused.remove()
         else:
@@ -513,37 +519,45 @@ HOME = "/home/repoforge"
 SCRATCH = ("/testbed", "/tmp", "/var/tmp", HOME)
 DEV_DIGEST = "find /dev -mindepth 1 -maxdepth 1 -printf '%y %m %f %l\\n' | sort | md5sum"
 LEFTOVERS, READY = "leftovers:", "ready:"
+CLEANUP_SECONDS = 300  # for a cleanup run ahead (clean_ahead): it removes what an instance wrote
 DROP_CAPS = "setpriv --inh-caps -net_admin --bounding-set -net_admin --"
 
 
-def reset_command(nonce: str, dev: str | None, testbed_size: int, routes: str = "", kills: bool = True) -> str:
-    """Run first in a reused container (outside `timeout`: with `kills`, it kills every other process; else its
-    caller has), then reads the testbed from the head of stdin. In a new container (`dev` None) it first sets
-    `routes` and prints /dev's state after its "ready", for the next instances' resets to compare with."""
+def reset_command(
+    nonce: str, dev: str | None, testbed_size: int, routes: str = "", kills: bool = True, cleaned: bool = False
+) -> str:
+    """Run first in a reused container (outside `timeout`): empties it (cleanup_steps), unless the last instance's
+    close already did (`cleaned`), then reads the testbed from the head of stdin. In a new container (`dev` None) it
+    first sets `routes` and prints /dev's state after its "ready", for the next instances' resets to compare with."""
+    first = [] if cleaned else cleanup_steps(nonce, dev, routes, kills)
+    ready = f'printf "{nonce}{READY}%s\\n" "$dev"' if dev is None else f"printf {nonce}{READY}"
+    unpack = f"out=$(head -c {testbed_size} | tar -x -C / 2>&1) || {_spoiled(nonce, '$out')}"
+    return "; ".join([*first, unpack, ready])
+
+
+def cleanup_steps(nonce: str, dev: str | None, routes: str = "", kills: bool = True) -> list[str]:
+    """With `kills`, kill every other process (else the caller has), empty the scratch places, and check that nothing
+    of an earlier instance is left. With `dev` None (a new container), set `routes` and take /dev's state as $dev."""
     scratch = " ".join([*SCRATCH, "/dev/shm", "/dev/mqueue"])
-    spoiled = lambda what: f'{{ printf "{nonce}{LEFTOVERS}%s" "{what}"; exit 1; }}'
     if dev is None:
-        first = [f"out=$({{ {routes}; }} 2>&1) || {spoiled('$out')}"] if routes else []
-        dev_check, ready = [*first, f"dev=$({DEV_DIGEST})"], f'printf "{nonce}{READY}%s\\n" "$dev"'
+        first = [f"out=$({{ {routes}; }} 2>&1) || {_spoiled(nonce, '$out')}"] if routes else []
+        dev_check = [*first, f"dev=$({DEV_DIGEST})"]
     else:
-        dev_check, ready = (
-            [f'[ "$({DEV_DIGEST})" = "{dev}" ] || {spoiled("changes in /dev")}'],
-            f"printf {nonce}{READY}",
-        )
-    return "; ".join(
-        [
-            *(["kill -9 -1 2>/dev/null"] if kills else []),  # every process but this shell and pid 1
-            "ipcrm --all 2>/dev/null",
-            f"find {scratch} -mindepth 1 -delete 2>/dev/null",
-            f"chmod 1777 /tmp /var/tmp; chmod 700 {HOME}",
-            f'left=$(find {scratch} -mindepth 1 | head -3); [ -z "$left" ] || {spoiled("$left")}',
-            *dev_check,
-            # killed processes whose parent is gone stay as zombies (pid 1 is sleep): too many, and it is dropped
-            f'procs=$(ls -d /proc/[0-9]* | wc -l); [ "$procs" -lt 64 ] || {spoiled("$procs processes")}',
-            f"out=$(head -c {testbed_size} | tar -x -C / 2>&1) || {spoiled('$out')}",
-            ready,
-        ]
-    )
+        dev_check = [f'[ "$({DEV_DIGEST})" = "{dev}" ] || {_spoiled(nonce, "changes in /dev")}']
+    return [
+        *(["kill -9 -1 2>/dev/null"] if kills else []),  # every process but this shell and pid 1
+        "ipcrm --all 2>/dev/null",
+        f"find {scratch} -mindepth 1 -delete 2>/dev/null",
+        f"chmod 1777 /tmp /var/tmp; chmod 700 {HOME}",
+        f'left=$(find {scratch} -mindepth 1 | head -3); [ -z "$left" ] || {_spoiled(nonce, "$left")}',
+        *dev_check,
+        # killed processes whose parent is gone stay as zombies (pid 1 is sleep): too many, and it is dropped
+        f'procs=$(ls -d /proc/[0-9]* | wc -l); [ "$procs" -lt 64 ] || {_spoiled(nonce, "$procs processes")}',
+    ]
+
+
+def _spoiled(nonce: str, what: str) -> str:
+    return f'{{ printf "{nonce}{LEFTOVERS}%s" "{what}"; exit 1; }}'
 
 
 class ReusedContainer:
@@ -555,8 +569,8 @@ class ReusedContainer:
         tmpfs = [f"--tmpfs={path}:exec" for path in SCRATCH]
         args = [*run_args(network, limits), "--read-only", "--cap-drop", "MKNOD", "-e", f"HOME={HOME}", *tmpfs]
         self.container = docker(*args, image, "sleep", "infinity", timeout=120).stdout.decode().strip()
-        # The first instance's reset sets the routes (instances cannot change them: they lack NET_ADMIN) and takes
-        # /dev's first state: a new container costs no command of its own.
+        # Set before the first instance (by _set_up, else by its reset): the routes, which instances cannot change
+        # (they lack NET_ADMIN), and /dev's first state, which every later reset compares with.
         self.routes, self.dev = "" if network else OFFLINE_ROUTES, None
         # Ray ends its workers without their exit handlers, and their children with them: a watcher that is no
         # child of this process (its shell starts it in the background and ends) removes the container when the pipe
@@ -566,6 +580,52 @@ class ReusedContainer:
         starter.wait()
         self.pipe = starter.stdin
         self.channel = open_channel(self.container)
+        # The nonce of the cleanup an instance's close left running over the channel, and whether the container is
+        # clean (then the next instance's first command only unpacks its testbed).
+        self.cleaning: str | None = None
+        self.cleaned = False
+        if self.channel:
+            self._set_up()
+
+    def _set_up(self) -> None:
+        """Set the routes and take /dev's first state now (in the background, for a container started ahead), not
+        in the first instance's first command."""
+        nonce = secrets.token_hex(12)
+        steps = cleanup_steps(nonce, None, self.routes, kills=False)
+        command = "; ".join([*steps, f'printf "{nonce}{READY}%s" "$dev"'])
+        try:
+            output = self.channel.run(command, None, False, CLEANUP_SECONDS, MAX_OUTPUT).output
+        except ChannelBroken:  # each command a `docker exec`, the first one resetting as without a channel
+            self.channel.close()
+            self.channel = None
+            return
+        if not output.startswith(nonce + READY):
+            self.remove()
+            raise SandboxError(f"a new container failed its own reset: {output.removeprefix(nonce + LEFTOVERS)[:200]}")
+        self.dev, self.cleaned = output[len(nonce + READY) :], True
+
+    def clean_ahead(self) -> None:
+        """Empty the container for the next instance now, without waiting: the host grades meanwhile."""
+        # No channel, a first reset that did not end, or a cleanup still pending (no instance ran since).
+        if self.channel is None or self.dev is None or self.cleaning:
+            return
+        nonce = secrets.token_hex(12)
+        command = "; ".join([*cleanup_steps(nonce, self.dev, kills=False), f"printf {nonce}{READY}"])
+        try:
+            self.channel.submit(command, None, reset=True, timeout=CLEANUP_SECONDS, max_output=MAX_OUTPUT)
+            self.cleaning = nonce
+        except ChannelBroken:
+            self.spoiled = True
+
+    def take_cleanup(self) -> str | None:
+        """Wait for the cleanup clean_ahead left running: what it found left of the last instance, else None."""
+        nonce, self.cleaning = self.cleaning, None
+        try:
+            output = self.channel.collect().output
+        except ChannelBroken as broken:
+            return f"the container's channel broke: {broken}"
+        self.cleaned = output == nonce + READY
+        return None if self.cleaned else output.removeprefix(nonce + LEFTOVERS).strip()[:200] or "the reset did not end"
 
     def remove(self) -> None:
         """Remove the container, without waiting for it."""
@@ -806,8 +866,10 @@ class DockerBackend:
         return DockerBuildBox(worktree, source, env_dir)
 
     def env_exists(self, env_ref: str) -> bool:
-        """A container this process keeps of `env_ref` answers without asking the engine (0.03 s per instance)."""
-        return any(entry.key[0] == env_ref and not entry.spoiled for entry in _reusable) or image_exists(env_ref)
+        """A container this process keeps, or starts ahead, of `env_ref` answers without asking the engine (0.03 s
+        per instance)."""
+        kept = any(entry.key[0] == env_ref and not entry.spoiled for entry in _reusable)
+        return kept or any(key[0] == env_ref for key in _ahead) or image_exists(env_ref)
 
     def instance_sandbox(
         self,
