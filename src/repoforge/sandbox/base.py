@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import selectors
 import shlex
@@ -255,19 +254,23 @@ def steps_script(steps: dict[str, str], nonce: str, upload_path: str | None = No
 def read_steps(result: ExecResult, nonce: str, names: list[str]) -> tuple[dict[str, Step], str]:
     """The steps' results, read from the front in order, and the output after the last one's marker: a command run
     after the steps (code under test) may print markers, but only after the real ones."""
-    found, position = {}, 0
+    found, position, output = {}, 0, result.output
     for name in names:
-        marker = re.compile(rf"\n{nonce} {name} (\d+)\n").search(result.output, position)
-        if marker is None:  # the sandbox failed, not anything in it
+        # str.find, not a regex: each command's nonce would cost a compiled pattern per step
+        head = f"\n{nonce} {name} "
+        start = output.find(head, position)
+        end = output.find("\n", start + len(head)) if start >= 0 else -1
+        code = output[start + len(head) : end] if end >= 0 else ""
+        if not (code.isascii() and code.isdigit()):  # the sandbox failed, not anything in it
             from repoforge.sandbox import SandboxError
 
             raise SandboxError(
                 f"harness command ended early (exit {result.exit_code}"
-                f"{', timed out' if result.timed_out else ''}): {result.output[-500:]}"
+                f"{', timed out' if result.timed_out else ''}): {output[-500:]}"
             )
-        found[name] = Step(int(marker.group(1)), result.output[position : marker.start()])
-        position = marker.end()
-    return found, result.output[position:]
+        found[name] = Step(int(code), output[position:start])
+        position = end + 1
+    return found, output[position:]
 
 
 PATCH_FILE = ".git/repoforge.patch"  # where a patch waits to be applied: in the repository, outside its tree
