@@ -402,8 +402,9 @@ class DockerSandbox:
 
     @classmethod
     def reusing(cls, reused: ReusedContainer, testbed: bytes, setup: str) -> DockerSandbox:
-        """A sandbox in a container an earlier instance used: its first command empties what that instance could
-        have written, checks that nothing else of it is left, and unpacks `testbed` before `setup`."""
+        """A sandbox in a container an earlier instance used: its first command waits for the cleanup that
+        instance's close started (else does it: empties what that instance could have written and checks that
+        nothing else of it is left), then unpacks `testbed` before `setup`."""
         sandbox = cls.__new__(cls)
         sandbox.container, sandbox.setup, sandbox.reused, sandbox.testbed = reused.container, setup, reused, testbed
         return sandbox
