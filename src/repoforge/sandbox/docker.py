@@ -431,7 +431,7 @@ class DockerSandbox:
         output = run.output
         if self.testbed is not None:  # a reset that did not say it finished (killed, say) left the container as it was
             if not output.startswith(nonce + READY):
-                self._replace_reused(output.removeprefix(nonce + LEFTOVERS).strip()[:200] or "the reset did not end")
+                self._replace_reused(_left(output, nonce))
                 return self._exec_raw(command, timeout, input, max_output)
             output = output[len(nonce + READY) :]
             if self.reused.dev is None:  # a new container's reset took /dev's first state
@@ -531,9 +531,8 @@ def reset_command(
     close already did (`cleaned`), then reads the testbed from the head of stdin. In a new container (`dev` None) it
     first sets `routes` and prints /dev's state after its "ready", for the next instances' resets to compare with."""
     first = [] if cleaned else cleanup_steps(nonce, dev, routes, kills)
-    ready = f'printf "{nonce}{READY}%s\\n" "$dev"' if dev is None else f"printf {nonce}{READY}"
     unpack = f"out=$(head -c {testbed_size} | tar -x -C / 2>&1) || {_spoiled(nonce, '$out')}"
-    return "; ".join([*first, unpack, ready])
+    return "; ".join([*first, unpack, _ready(nonce, dev)])
 
 
 def cleanup_steps(nonce: str, dev: str | None, routes: str = "", kills: bool = True) -> list[str]:
@@ -557,8 +556,23 @@ def cleanup_steps(nonce: str, dev: str | None, routes: str = "", kills: bool = T
     ]
 
 
+def cleanup_command(nonce: str, dev: str | None, routes: str = "") -> str:
+    """cleanup_steps alone, for a container's channel (whose server has killed the other processes)."""
+    return "; ".join([*cleanup_steps(nonce, dev, routes, kills=False), _ready(nonce, dev)])
+
+
+def _ready(nonce: str, dev: str | None) -> str:
+    """What a reset prints once done; in a new container (`dev` None), /dev's first state and a newline after it."""
+    return f'printf "{nonce}{READY}%s\\n" "$dev"' if dev is None else f"printf {nonce}{READY}"
+
+
 def _spoiled(nonce: str, what: str) -> str:
     return f'{{ printf "{nonce}{LEFTOVERS}%s" "{what}"; exit 1; }}'
+
+
+def _left(output: str, nonce: str) -> str:
+    """What a reset that did not print its "ready" found left of an earlier instance."""
+    return output.removeprefix(nonce + LEFTOVERS).strip()[:200] or "the reset did not end"
 
 
 class ReusedContainer:
@@ -592,8 +606,7 @@ class ReusedContainer:
         """Set the routes and take /dev's first state now (in the background, for a container started ahead), not
         in the first instance's first command."""
         nonce = secrets.token_hex(12)
-        steps = cleanup_steps(nonce, None, self.routes, kills=False)
-        command = "; ".join([*steps, f'printf "{nonce}{READY}%s" "$dev"'])
+        command = cleanup_command(nonce, None, self.routes)
         try:
             output = self.channel.run(command, None, False, CLEANUP_SECONDS, MAX_OUTPUT).output
         except ChannelBroken:  # each command a `docker exec`, the first one resetting as without a channel
@@ -602,8 +615,8 @@ class ReusedContainer:
             return
         if not output.startswith(nonce + READY):
             self.remove()
-            raise SandboxError(f"a new container failed its own reset: {output.removeprefix(nonce + LEFTOVERS)[:200]}")
-        self.dev, self.cleaned = output[len(nonce + READY) :], True
+            raise SandboxError(f"a new container failed its own reset: {_left(output, nonce)}")
+        self.dev, self.cleaned = output[len(nonce + READY) :].partition("\n")[0], True
 
     def clean_ahead(self) -> None:
         """Empty the container for the next instance now, without waiting: the host grades meanwhile."""
@@ -611,9 +624,10 @@ class ReusedContainer:
         if self.channel is None or self.dev is None or self.cleaning:
             return
         nonce = secrets.token_hex(12)
-        command = "; ".join([*cleanup_steps(nonce, self.dev, kills=False), f"printf {nonce}{READY}"])
         try:
-            self.channel.submit(command, None, reset=True, timeout=CLEANUP_SECONDS, max_output=MAX_OUTPUT)
+            self.channel.submit(
+                cleanup_command(nonce, self.dev), None, reset=True, timeout=CLEANUP_SECONDS, max_output=MAX_OUTPUT
+            )
             self.cleaning = nonce
         except ChannelBroken:
             self.spoiled = True
@@ -626,7 +640,7 @@ class ReusedContainer:
         except ChannelBroken as broken:
             return f"the container's channel broke: {broken}"
         self.cleaned = output == nonce + READY
-        return None if self.cleaned else output.removeprefix(nonce + LEFTOVERS).strip()[:200] or "the reset did not end"
+        return None if self.cleaned else _left(output, nonce)
 
     def remove(self) -> None:
         """Remove the container, without waiting for it."""
