@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, Field
 
@@ -209,6 +209,19 @@ def _apply_manifest_changes(tree: Path, patch: str, log: list[str]) -> None:
         log.append(f"planned with the fix's changes to {', '.join(files)}")
     except GitError:
         log.append(f"the fix's changes to {', '.join(files)} do not apply at the setup commit: planned without them")
+
+
+class Job(NamedTuple):
+    """One instance's evaluation, as a worker gets it: its row, its prediction, the environment it will likely
+    need next."""
+
+    row: TaskInstance
+    prediction: Prediction
+    ahead: str | None
+
+    @property
+    def instance_id(self) -> str:
+        return self.row.instance_id
 
 
 def evaluate_one(
@@ -560,9 +573,11 @@ def evaluate(
     run_all(to_build, lambda row: _prepare(row, opts), workers, "environments", opts.ray_address, backend)
     todo = _slowest_environments_first(todo)
     ahead = _environments_ahead(todo, workers, opts) if opts.reuse_containers else {}
+    # Each task carries its own row, prediction and next environment: the run's (MBs) would go with every task.
+    jobs = [Job(row, chosen[row.instance_id], ahead.get(row.instance_id)) for row in todo]
     run_all(
-        todo,
-        lambda row: evaluate_one(row, chosen[row.instance_id], opts, ahead.get(row.instance_id)),
+        jobs,
+        lambda job: evaluate_one(job.row, job.prediction, opts, job.ahead),
         workers,
         f"eval {opts.run_id}",
         opts.ray_address,
