@@ -6,6 +6,8 @@ import os
 import secrets
 import shlex
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -166,5 +168,23 @@ def test_the_channel_server_runs_on_every_interpreter_an_environment_may_have(py
         assert served.run("kill -9 $$", None, False, 10, 1000) == Captured(137, "", False)
         flood = served.run("head -c 3000000 /dev/zero | tr '\\0' x; echo end", None, False, 10, 100)
         assert flood.output == "x" * 50 + "\n[... 2999904 bytes of output cut ...]\n" + "x" * 46 + "end\n"
+        started = time.monotonic()  # the server keeps the time: the command and what it started are killed
+        late = served.run("sleep 30 & sleep 30; echo never", None, False, 1, 1000)
+        assert late == Captured(137, "", False) and time.monotonic() - started < 10
+    finally:
+        served.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a server without CAP_NET_ADMIN has none to drop")
+def test_the_channel_server_drops_net_admin_for_good_once_a_command_asks(tmp_path):
+    """A reused container's set-up keeps CAP_NET_ADMIN (it sets the offline routes); every later command asks the
+    server to drop it, from every set, before it starts: no command after that has it, whatever it asks."""
+    served = Channel(server_argv(sys.executable), cwd=str(tmp_path))
+    caps = lambda drop: served.run("grep ^Cap /proc/self/status", None, False, 10, 1000, drop).output.split()[1::2]
+    net_admin = lambda drop: [bool(int(mask, 16) & (1 << 12)) for mask in caps(drop)]  # CapInh, Prm, Eff, Bnd, Amb
+    try:
+        assert net_admin(False)[1:4] == [True, True, True]
+        assert net_admin(True) == [False] * 5
+        assert net_admin(False) == [False] * 5
     finally:
         served.close()

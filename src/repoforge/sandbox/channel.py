@@ -56,14 +56,33 @@ class Channel:
             self.close()
             raise
 
-    def run(self, command: str, input: bytes | None, reset: bool, timeout: float | None, max_output: int) -> Captured:
-        """Run `command` (bash) in /testbed; `reset` kills every other process of the container first."""
-        self.submit(command, input, reset, timeout, max_output)
+    def run(
+        self,
+        command: str,
+        input: bytes | None,
+        reset: bool,
+        timeout: float | None,
+        max_output: int,
+        drop_net_admin: bool = True,
+    ) -> Captured:
+        """Run `command` (bash) in /testbed, killed with what it started after `timeout` seconds; `reset` kills
+        every other process of the container first. The server keeps CAP_NET_ADMIN only until a command that does
+        not ask to keep it (the container's set-up does)."""
+        self.submit(command, input, reset, timeout, max_output, drop_net_admin)
         return self.collect()
 
-    def submit(self, command: str, input: bytes | None, reset: bool, timeout: float | None, max_output: int) -> None:
+    def submit(
+        self,
+        command: str,
+        input: bytes | None,
+        reset: bool,
+        timeout: float | None,
+        max_output: int,
+        drop_net_admin: bool = True,
+    ) -> None:
         """Send a command without waiting for it; collect() waits for its result."""
-        request = json.dumps({"cwd": self.cwd, "reset": reset, "drain": DRAIN_SECONDS}).encode()
+        header = {"cwd": self.cwd, "reset": reset, "drain": DRAIN_SECONDS, "timeout": timeout}
+        request = json.dumps({**header, "drop_net_admin": drop_net_admin}).encode()
         frames = [(b"h", request), (b"c", command.encode()), (b"i", input or b"")]
         self._send(b"".join(kind + struct.pack(">I", len(data)) + data for kind, data in frames))
         self.pending = (timeout, max_output)

@@ -417,16 +417,14 @@ class DockerSandbox:
         wrapped = command
         if setup:  # nothing of the checkout has run yet: the nonce is still unknown to it
             wrapped = f"if ! out=$({{ {setup}\n}} 2>&1); then printf '{nonce}%s' \"$out\"; exit 1; fi; {wrapped}"
-        if timeout:
-            wrapped = f"timeout -s KILL {math.ceil(timeout)} bash -c {shlex.quote(wrapped)}"  # 0 would be none
         if self.testbed is not None and self.reused.cleaning:
             left = self.reused.take_cleanup()
             if left:
                 self._replace_reused(left)
         if self.reused:
-            run = self._run_reused(*self._in_reused(wrapped, input, nonce), timeout, max_output)
+            run = self._run_reused(*self._in_reused(wrapped, input, nonce, timeout), timeout, max_output)
         else:
-            run = self._docker_exec(wrapped, input, timeout, max_output)
+            run = self._docker_exec(_timed(wrapped, timeout), input, timeout, max_output)
         seconds = time.monotonic() - start
         output = run.output
         if self.testbed is not None:  # a reset that did not say it finished (killed, say) left the container as it was
@@ -447,9 +445,13 @@ class DockerSandbox:
         # The client gets a minute more than the command: killing it would leave the command running.
         return run_captured(["docker", *args], (timeout + 60) if timeout else None, max_output, input=input)
 
-    def _in_reused(self, wrapped: str, input: bytes | None, nonce: str) -> tuple[str, bytes | None]:
-        """Every command of a reused container runs without NET_ADMIN; the first one resets the container first."""
-        wrapped = f"{DROP_CAPS} bash -c {shlex.quote(wrapped)}"
+    def _in_reused(
+        self, wrapped: str, input: bytes | None, nonce: str, timeout: float | None
+    ) -> tuple[str, bytes | None]:
+        """Every command of a reused container runs without NET_ADMIN and is killed after `timeout` seconds: by the
+        channel's server, else by setpriv and `timeout`. The first one resets the container first."""
+        if self.reused.channel is None:
+            wrapped = f"{DROP_CAPS} bash -c {shlex.quote(_timed(wrapped, timeout))}"
         if self.testbed is None:
             return wrapped, input
         kills = self.reused.channel is None  # else the channel's server kills, sparing itself
@@ -524,12 +526,18 @@ CLEANUP_SECONDS = 300  # for a cleanup run ahead (clean_ahead): it removes what 
 DROP_CAPS = "setpriv --inh-caps -net_admin --bounding-set -net_admin --"
 
 
+def _timed(command: str, timeout: float | None) -> str:
+    """`command`, killed with what it started after `timeout` seconds (rounded up: 0 would be none)."""
+    return f"timeout -s KILL {math.ceil(timeout)} bash -c {shlex.quote(command)}" if timeout else command
+
+
 def reset_command(
     nonce: str, dev: str | None, testbed_size: int, routes: str = "", kills: bool = True, cleaned: bool = False
 ) -> str:
-    """Run first in a reused container (outside `timeout`): empties it (cleanup_steps), unless the last instance's
-    close already did (`cleaned`), then reads the testbed from the head of stdin. In a new container (`dev` None) it
-    first sets `routes` and prints /dev's state after its "ready", for the next instances' resets to compare with."""
+    """Run first in a reused container, before the command (outside its `timeout`, when it has one): empties it
+    (cleanup_steps), unless the last instance's close already did (`cleaned`), then reads the testbed from the head of
+    stdin. In a new container (`dev` None) it first sets `routes` and prints /dev's state after its "ready", for the
+    next instances' resets to compare with."""
     first = [] if cleaned else cleanup_steps(nonce, dev, routes, kills)
     unpack = f"out=$(head -c {testbed_size} | tar -x -C / 2>&1) || {_spoiled(nonce, '$out')}"
     return "; ".join([*first, unpack, _ready(nonce, dev)])
@@ -608,7 +616,7 @@ class ReusedContainer:
         nonce = secrets.token_hex(12)
         command = cleanup_command(nonce, None, self.routes)
         try:
-            output = self.channel.run(command, None, False, CLEANUP_SECONDS, MAX_OUTPUT).output
+            output = self.channel.run(command, None, False, CLEANUP_SECONDS, MAX_OUTPUT, drop_net_admin=False).output
         except ChannelBroken:  # each command a `docker exec`, the first one resetting as without a channel
             self.channel.close()
             self.channel = None
