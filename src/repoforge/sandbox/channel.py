@@ -56,19 +56,9 @@ class Channel:
             self.close()
             raise
 
-    def run(
-        self,
-        command: str,
-        input: bytes | None,
-        reset: bool,
-        timeout: float | None,
-        max_output: int,
-        drop_net_admin: bool = True,
-    ) -> Captured:
-        """Run `command` (bash) in /testbed, killed with what it started after `timeout` seconds; `reset` kills
-        every other process of the container first. The server keeps CAP_NET_ADMIN only until a command that does
-        not ask to keep it (the container's set-up does)."""
-        self.submit(command, input, reset, timeout, max_output, drop_net_admin)
+    def run(self, *request, **options) -> Captured:
+        """submit(), then collect() its result."""
+        self.submit(*request, **options)
         return self.collect()
 
     def submit(
@@ -80,7 +70,9 @@ class Channel:
         max_output: int,
         drop_net_admin: bool = True,
     ) -> None:
-        """Send a command without waiting for it; collect() waits for its result."""
+        """Send `command` (bash, run in /testbed) without waiting for it; collect() waits for its result. It is killed
+        with what it started after `timeout` seconds; `reset` kills every other process of the container first. The
+        server keeps CAP_NET_ADMIN only until a command that does not ask to keep it (the container's set-up does)."""
         header = {"cwd": self.cwd, "reset": reset, "drain": DRAIN_SECONDS, "timeout": timeout}
         request = json.dumps({**header, "drop_net_admin": drop_net_admin}).encode()
         frames = [(b"h", request), (b"c", command.encode()), (b"i", input or b"")]
