@@ -169,8 +169,9 @@ def test_the_channel_server_runs_on_every_interpreter_an_environment_may_have(py
         flood = served.run("head -c 3000000 /dev/zero | tr '\\0' x; echo end", None, False, 10, 100)
         assert flood.output == "x" * 50 + "\n[... 2999904 bytes of output cut ...]\n" + "x" * 46 + "end\n"
         started = time.monotonic()  # the server keeps the time: the command and what it started are killed
-        late = served.run("sleep 30 & sleep 30; echo never", None, False, 1, 1000)
+        late = served.run("sleep 31 & sleep 30; echo never", None, False, 1, 1000)
         assert late == Captured(137, "", False) and time.monotonic() - started < 10
+        assert served.run("pgrep -x -f 'sleep 31' || echo gone", None, False, 10, 1000).output == "gone\n"
     finally:
         served.close()
 
